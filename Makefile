@@ -1,0 +1,34 @@
+# Two commands: `make lab` opens the course, `make test` executes and checks all of it.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+# The stamp's name carries a hash of the install inputs: change them and the next call reinstalls.
+HASH   := $(shell cat requirements.txt pyproject.toml | sha256sum | cut -c1-12)
+STAMP  := $(VENV)/.installed-$(HASH)
+
+.PHONY: lab test bench labs clean
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab notebooks/00_start_here.ipynb
+
+test: $(STAMP)
+	$(BIN)/python -m utils.labs check
+	$(BIN)/python -m pytest -n 2
+
+# Executes every notebook with its default parameters and prints the timing table.
+bench: $(STAMP)
+	BML_DEFAULT_PARAMETERS=1 $(BIN)/python -m pytest -n 1 tests/test_notebooks.py
+
+# Regenerates labs/ from solutions/.
+labs: $(STAMP)
+	$(BIN)/python -m utils.labs build
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	rm -f $(VENV)/.installed-*
+	$(BIN)/python -m pip install --disable-pip-version-check -q -r requirements.txt
+	$(BIN)/python -m pip install --disable-pip-version-check -q --no-deps -e .
+	touch $@
+
+clean:
+	rm -rf build .pytest_cache

@@ -1,0 +1,13 @@
+"""Shared code for the Big-Model Labs course: one module per concern.
+
+- ``utils.repro``   seeding and thread count
+- ``utils.device``  CPU or CUDA
+- ``utils.data``    offline data loaders with fixed splits
+- ``utils.train``   a small training loop for torch classifiers
+- ``utils.metrics`` evaluation metrics built from scratch
+- ``utils.plots``   one consistent look for the course's figures
+- ``utils.checks``  the lab checks
+- ``utils.labs``    builds ``labs/`` from ``solutions/``
+"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,47 @@
+"""Reproducibility: the same seed gives the same numbers, and timings use a fixed thread count."""
+
+from __future__ import annotations
+
+import os
+import random
+
+import numpy as np
+
+THREADS_ENV = "BML_NUM_THREADS"
+
+
+def default_threads() -> int:
+    """Threads to use: ``$BML_NUM_THREADS`` if set, else at most 2 (the course's reference laptop)."""
+    value = os.environ.get(THREADS_ENV)
+    if value is None:
+        return min(2, os.cpu_count() or 1)
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"{THREADS_ENV} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def seed_everything(seed: int = 0, threads: int | None = None) -> int:
+    """Seed ``random``, NumPy and torch, prefer deterministic kernels, and fix the thread count.
+
+    Returns the seed so a notebook can write ``rng = np.random.default_rng(seed_everything(0))``.
+
+    >>> seed_everything(0)
+    0
+    """
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    seed = int(seed)
+    threads = default_threads() if threads is None else threads
+    if threads < 1:
+        raise ValueError(f"threads must be at least 1, got {threads}")
+    # cuBLAS needs this set before its first call to be deterministic.
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    random.seed(seed)
+    np.random.seed(seed)
+    import torch  # imported here so lessons without torch start fast
+
+    torch.manual_seed(seed)  # also seeds every CUDA device
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.benchmark = False
+    torch.set_num_threads(threads)
+    return seed
