@@ -160,3 +160,22 @@ def load_adult(*, val_size: float = 0.2, seed: int = 0, drop_fnlwgt: bool = True
                  sensitive_train=X_train[ADULT_SENSITIVE].copy(),
                  sensitive_val=X_val[ADULT_SENSITIVE].copy(),
                  sensitive_test=X_test[ADULT_SENSITIVE].copy())
+
+
+def tabular_preprocessor():
+    """Scale numeric columns and one-hot encode the others (missing values as their own category).
+
+    Fit it on training data only, usually inside a pipeline:
+    ``make_pipeline(tabular_preprocessor(), LogisticRegression(max_iter=1000))``.
+    """
+    from sklearn.compose import ColumnTransformer, make_column_selector
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    categorical = make_pipeline(SimpleImputer(strategy="constant", fill_value="unknown"),
+                                OneHotEncoder(handle_unknown="ignore", sparse_output=False))
+    return ColumnTransformer([
+        ("numeric", StandardScaler(), make_column_selector(dtype_include="number")),
+        ("categorical", categorical, make_column_selector(dtype_exclude="number")),
+    ])

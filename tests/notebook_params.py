@@ -1,0 +1,12 @@
+"""The smaller parameters the test suite injects into each notebook: declared here, in one place.
+
+Keys are notebook names without ``.ipynb``; a notebook missing here runs with its defaults
+(``tests/test_hygiene.py`` requires every notebook to be listed, even with an empty dict).
+``make bench`` (``BML_DEFAULT_PARAMETERS=1``) ignores this file and runs the defaults.
+"""
+
+TEST_PARAMETERS = {
+    "00_start_here": {"epochs": 5},
+    "01_evaluation": {"n_repeats": 8},
+    "01_evaluation_lab": {},
+}

@@ -1,0 +1,98 @@
+"""Every lab check is honest: it passes on the solution, fails on the unfilled lab and on plausible wrong answers."""
+
+import re
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import pytest
+
+from utils import metrics
+from utils.checks import CheckFailed, check, registered_checks
+from utils.labs import answer_functions
+from wrong_answers import WRONG_ANSWERS
+
+ROOT = Path(__file__).resolve().parent.parent
+CHECK_CALL = re.compile(r"""check\(\s*["']([\w.]+)["']\s*,\s*(\w+)\s*\)""")
+
+
+def check_calls(folder: str) -> dict[str, tuple[Path, str]]:
+    """check id -> (notebook, name of the function it checks), from every lab notebook in ``folder``."""
+    calls = {}
+    for path in sorted((ROOT / folder).glob("*_lab.ipynb")):
+        for cell in nbformat.read(path, as_version=4).cells:
+            for check_id, function_name in CHECK_CALL.findall(cell.source):
+                calls[check_id] = (path, function_name)
+    return calls
+
+
+SOLUTION_CALLS = check_calls("solutions")
+LAB_CALLS = check_calls("labs")
+
+
+def test_every_registered_check_is_used_by_a_solution_and_vice_versa():
+    assert sorted(SOLUTION_CALLS) == registered_checks()
+
+
+@pytest.mark.parametrize("check_id", registered_checks())
+def test_solution_passes(check_id, capsys):
+    path, name = SOLUTION_CALLS[check_id]
+    check(check_id, answer_functions(path)[name])
+    assert f"✓ {check_id} passed" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("check_id", registered_checks())
+def test_unfilled_lab_stub_fails(check_id):
+    path, name = LAB_CALLS[check_id]
+    stub = answer_functions(path)[name]  # the lab's cells: the stub that raises NotImplementedError
+    with pytest.raises(CheckFailed, match="not answered yet"):
+        check(check_id, stub)
+
+
+def test_every_check_has_wrong_answers():
+    missing = [check_id for check_id in registered_checks() if not WRONG_ANSWERS.get(check_id)]
+    assert not missing, f"checks without plausible wrong answers in tests/wrong_answers: {missing}"
+
+
+@pytest.mark.parametrize("check_id, wrong", [(check_id, wrong) for check_id, answers in WRONG_ANSWERS.items()
+                                             for wrong in answers], ids=lambda value: getattr(value, "__name__", value))
+def test_plausible_wrong_answer_fails_readably(check_id, wrong):
+    with pytest.raises(CheckFailed) as failure:
+        check(check_id, wrong)
+    message = str(failure.value)
+    assert message.startswith(f"check {check_id} failed:") and "\nHint: " in message
+    assert len(message.splitlines()) <= 6, "failure messages stay short"
+
+
+def test_a_check_rejects_a_non_function():
+    with pytest.raises(CheckFailed, match="expected a function"):
+        check("01.roc_auc", 0.75)
+
+
+def test_unknown_check_id_is_a_clear_error():
+    with pytest.raises(ValueError, match="unknown check '01.nope'"):
+        check("01.nope", len)
+
+
+def test_a_crashing_answer_is_reported_briefly():
+    with pytest.raises(CheckFailed, match="your function raised ZeroDivisionError"):
+        check("01.roc_auc", lambda y, s: 1 / 0)
+
+
+def test_jupyter_shows_the_failure_without_a_traceback():
+    with pytest.raises(CheckFailed) as failure:
+        check("01.roc_auc", lambda y, s: 0.5)
+    lines = failure.value._render_traceback_()
+    assert "Traceback" not in "".join(lines) and "expected" in "".join(lines)
+
+
+def test_lab01_examples_in_the_text_are_right():
+    """The example calls quoted in lab 01's questions, computed with the reference implementations."""
+    assert np.allclose(metrics.precision_recall_f1([0, 0, 1, 2], [0, 1, 1, 2], average="macro"),
+                       (0.8333, 0.8333, 0.7778), atol=1e-4)
+    assert metrics.roc_auc([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8]) == 0.75
+    assert metrics.expected_calibration_error([0, 1, 1, 1], [0.25, 0.75, 0.75, 0.75]) == 0.25
+    solution = answer_functions(ROOT / "solutions" / "01_evaluation_lab.ipynb")
+    value = {"tp": 50, "fp": -10, "fn": 0, "tn": 0}
+    assert solution["expected_value"](np.array([1, 0]), np.array([0.9, 0.6]), 0.5, value) == 20.0
+    assert solution["best_threshold"](np.array([1, 0, 1]), np.array([0.2, 0.3, 0.9]), value) == 0.2

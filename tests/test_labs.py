@@ -1,0 +1,65 @@
+"""The lab builder: stubs replace solutions, labs/ is in sync, broken markers are reported."""
+
+import nbformat
+import pytest
+
+from utils import labs
+
+
+def test_code_solution_becomes_an_indented_stub():
+    source = "def f(x):\n    '''Doc.'''\n    ### BEGIN SOLUTION\n    y = x + 1\n    return y\n    ### END SOLUTION\n"
+    assert labs.strip_solution(source) == "def f(x):\n    '''Doc.'''\n    # YOUR CODE HERE\n    raise NotImplementedError"
+
+
+def test_markdown_answer_is_hidden():
+    source = "Why?\n### BEGIN SOLUTION\nBecause.\n### END SOLUTION"
+    assert labs.strip_solution(source, "markdown") == "Why?\n*Your answer here.*"
+
+
+def test_text_outside_markers_is_kept():
+    assert labs.strip_solution("x = 1\nprint(x)") == "x = 1\nprint(x)"
+
+
+@pytest.mark.parametrize("source, message", [
+    ("### BEGIN SOLUTION\nx = 1", "never closed"),
+    ("x = 1\n### END SOLUTION", "without a matching"),
+    ("### BEGIN SOLUTION\n### BEGIN SOLUTION\n### END SOLUTION", "inside another"),
+])
+def test_unbalanced_markers_are_reported(source, message):
+    with pytest.raises(labs.LabFormatError, match=message):
+        labs.strip_solution(source, where="demo cell 3")
+
+
+def test_build_strips_outputs_and_is_deterministic():
+    cell = nbformat.v4.new_code_cell("### BEGIN SOLUTION\nx = 1\n### END SOLUTION")
+    cell.outputs = [nbformat.v4.new_output("stream", text="1")]
+    cell.execution_count = 3
+    solution = nbformat.v4.new_notebook(cells=[cell])
+    first, second = labs.build_lab(solution, "demo_lab.ipynb"), labs.build_lab(solution, "demo_lab.ipynb")
+    assert nbformat.writes(first) == nbformat.writes(second)
+    code = first.cells[1]
+    assert code.outputs == [] and code.execution_count is None and "raise NotImplementedError" in code.source
+    assert "solutions/demo_lab.ipynb" in first.cells[0].source
+
+
+def test_labs_folder_is_in_sync_with_solutions():
+    assert labs.stale_labs() == [], "run `python -m utils.labs build` and commit labs/"
+
+
+def test_check_command_names_stale_and_orphan_labs(tmp_path, capsys):
+    (tmp_path / "solutions").mkdir()
+    (tmp_path / "labs").mkdir()
+    solution = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("### BEGIN SOLUTION\nx = 1\n### END SOLUTION")])
+    nbformat.write(solution, tmp_path / "solutions" / "07_demo_lab.ipynb")
+    nbformat.write(solution, tmp_path / "labs" / "07_demo_lab.ipynb")  # edited by hand: still holds the answer
+    nbformat.write(solution, tmp_path / "labs" / "08_orphan_lab.ipynb")
+    problems = labs.stale_labs(tmp_path)
+    assert problems == ["labs/07_demo_lab.ipynb differs from its solution",
+                        "labs/08_orphan_lab.ipynb has no solution in solutions/"]
+    labs.build(tmp_path)
+    assert labs.stale_labs(tmp_path) == ["labs/08_orphan_lab.ipynb has no solution in solutions/"]
+
+
+def test_cli_check_exits_zero_when_in_sync(capsys):
+    assert labs.main(["check"]) == 0
+    assert "up to date" in capsys.readouterr().out

@@ -1,0 +1,127 @@
+"""Build ``labs/`` from ``solutions/``: the solution notebook is the single source of each lab.
+
+Code between ``### BEGIN SOLUTION`` and ``### END SOLUTION`` (nbgrader's markers) becomes
+``# YOUR CODE HERE`` / ``raise NotImplementedError``; a markdown answer between the same
+markers becomes "*Your answer here.*". Outputs are stripped.
+
+    python -m utils.labs build   # write labs/ from solutions/
+    python -m utils.labs check   # exit 1, naming the notebooks, when labs/ is stale
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import sys
+from pathlib import Path
+
+import nbformat
+
+BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
+CODE_STUB = ("# YOUR CODE HERE", "raise NotImplementedError")
+MARKDOWN_STUB = "*Your answer here.*"
+ROOT = Path(__file__).resolve().parent.parent
+BANNER = ("> **Lab notebook.** Generated from `solutions/{name}` by `python -m utils.labs build`; "
+          "fill in every `# YOUR CODE HERE` and run each check.")
+
+
+class LabFormatError(ValueError):
+    """A solution notebook's markers are unbalanced."""
+
+
+def strip_solution(source: str, cell_type: str = "code", where: str = "cell") -> str:
+    """Replace every marked solution block in ``source`` by the stub, keeping its indentation."""
+    out, inside = [], False
+    for line in source.splitlines():
+        marker = line.strip()
+        if marker == BEGIN:
+            if inside:
+                raise LabFormatError(f"{where}: '{BEGIN}' inside another solution block")
+            inside = True
+            indent = line[: len(line) - len(line.lstrip())]
+            out.extend(indent + stub for stub in (CODE_STUB if cell_type == "code" else (MARKDOWN_STUB,)))
+        elif marker == END:
+            if not inside:
+                raise LabFormatError(f"{where}: '{END}' without a matching '{BEGIN}'")
+            inside = False
+        elif not inside:
+            out.append(line)
+    if inside:
+        raise LabFormatError(f"{where}: '{BEGIN}' is never closed by '{END}'")
+    return "\n".join(out)
+
+
+def build_lab(solution: nbformat.NotebookNode, name: str) -> nbformat.NotebookNode:
+    """The lab notebook for a solution notebook: solutions stubbed, outputs cleared, a banner on top."""
+    lab = copy.deepcopy(solution)
+    for index, cell in enumerate(lab.cells):
+        cell.source = strip_solution(cell.source, cell.cell_type, where=f"{name} cell {index}")
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+    lab.cells.insert(0, nbformat.v4.new_markdown_cell(BANNER.format(name=name)))
+    for index, cell in enumerate(lab.cells):
+        cell.id = f"lab-{index:03d}"  # stable ids: a rebuild of the same solution is byte-identical
+    return lab
+
+
+def lab_text(solution_path: Path) -> str:
+    """The exact text ``labs/`` should hold for ``solution_path``."""
+    solution = nbformat.read(solution_path, as_version=4)
+    return nbformat.writes(build_lab(solution, solution_path.name)) + "\n"
+
+
+def expected_labs(root: Path = ROOT) -> dict[Path, str]:
+    """Every lab path with the text it should hold."""
+    return {root / "labs" / path.name: lab_text(path) for path in sorted((root / "solutions").glob("*_lab.ipynb"))}
+
+
+def build(root: Path = ROOT) -> list[Path]:
+    """Write every lab from its solution; return the paths written."""
+    (root / "labs").mkdir(exist_ok=True)
+    labs = expected_labs(root)
+    for path, text in labs.items():
+        path.write_text(text, encoding="utf-8")
+    return list(labs)
+
+
+def stale_labs(root: Path = ROOT) -> list[str]:
+    """Problems with ``labs/``: labs that differ from their solution, are missing, or have no solution."""
+    labs = expected_labs(root)
+    problems = [f"{path.relative_to(root)} is missing" if not path.exists() else
+                f"{path.relative_to(root)} differs from its solution"
+                for path, text in labs.items()
+                if not path.exists() or path.read_text(encoding="utf-8") != text]
+    problems += [f"{path.relative_to(root)} has no solution in solutions/"
+                 for path in sorted((root / "labs").glob("*.ipynb")) if path not in labs]
+    return problems
+
+
+def answer_functions(path: Path) -> dict[str, object]:
+    """Run only the answer cells (solutions, or a lab's stubs) and return what they define (for tests of the checks)."""
+    notebook = nbformat.read(path, as_version=4)
+    namespace: dict[str, object] = {}
+    for cell in notebook.cells:
+        if cell.cell_type == "code" and (BEGIN in cell.source or CODE_STUB[0] in cell.source):
+            exec(compile(cell.source, f"{path.name}", "exec"), namespace)
+    return {name: value for name, value in namespace.items() if callable(value) and not name.startswith("_")}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m utils.labs", description=__doc__.split("\n\n")[0])
+    parser.add_argument("command", choices=["build", "check"])
+    args = parser.parse_args(argv)
+    if args.command == "build":
+        for path in build():
+            print(f"wrote {path.relative_to(ROOT)}")
+        return 0
+    problems = stale_labs()
+    if problems:
+        print("labs/ is out of date with solutions/:", *problems, sep="\n  ", file=sys.stderr)
+        print("Run `python -m utils.labs build` (or `make labs`) and commit the result.", file=sys.stderr)
+        return 1
+    print(f"labs/ is up to date ({len(expected_labs())} labs)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
