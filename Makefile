@@ -11,7 +11,7 @@ STAMP  := $(VENV)/.installed-$(HASH)
 # Your answers live in workspace/ (ignored by git): copied from labs/ once, never overwritten.
 lab: $(STAMP)
 	mkdir -p workspace && cp -n labs/*.ipynb workspace/
-	$(BIN)/jupyter lab notebooks/00_start_here.ipynb
+	$(BIN)/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root) notebooks/00_start_here.ipynb
 
 test: $(STAMP)
 	$(BIN)/python -m utils.labs check
