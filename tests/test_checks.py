@@ -6,6 +6,7 @@ from pathlib import Path
 import nbformat
 import numpy as np
 import pytest
+import torch
 
 from utils import metrics
 from utils.checks import CheckFailed, check, registered_checks
@@ -75,7 +76,7 @@ def test_unknown_check_id_is_a_clear_error():
 
 
 def test_a_crashing_answer_is_reported_briefly():
-    with pytest.raises(CheckFailed, match="your function raised ZeroDivisionError"):
+    with pytest.raises(CheckFailed, match="your code raised ZeroDivisionError"):
         check("01.roc_auc", lambda y, s: 1 / 0)
 
 
@@ -96,3 +97,17 @@ def test_lab01_examples_in_the_text_are_right():
     value = {"tp": 50, "fp": -10, "fn": 0, "tn": 0}
     assert solution["expected_value"](np.array([1, 0]), np.array([0.9, 0.6]), 0.5, value) == 20.0
     assert solution["best_threshold"](np.array([1, 0, 1]), np.array([0.2, 0.3, 0.9]), value) == 0.2
+
+
+def test_lab03_examples_in_the_text_are_right():
+    solution = answer_functions(ROOT / "solutions" / "03_overfitting_lab.ipynb")
+    model = torch.nn.Linear(2, 1)
+    with torch.no_grad():
+        model.weight.copy_(torch.tensor([[1.0, 2.0]]))
+        model.bias.fill_(5.0)
+    assert solution["l2_penalty"](model).item() == 5.0
+    image = torch.zeros(1, 64)
+    image[0, :8] = torch.arange(1.0, 9.0)
+    assert solution["shift"](image, 1, 0)[0, :8].tolist() == [0, 1, 2, 3, 4, 5, 6, 7]
+    folds = solution["stratified_kfold"](np.array([0, 0, 0, 1, 1, 1]), 3, 0)
+    assert [sorted(np.array([0, 0, 0, 1, 1, 1])[val].tolist()) for _, val in folds] == [[0, 1]] * 3

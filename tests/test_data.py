@@ -87,3 +87,37 @@ def test_tabular_preprocessor_one_hot_encodes_and_scales():
     transformed = data.tabular_preprocessor().fit_transform(split.X_train)
     assert transformed.shape[0] == len(split.X_train) and not np.isnan(transformed).any()
     assert abs(transformed[:, 0].mean()) < 1e-9  # first numeric column standardised
+
+
+def test_flip_labels_changes_exactly_the_asked_share_to_other_classes():
+    y = np.repeat(np.arange(10), 30)
+    noisy = data.flip_labels(y, 0.2, n_classes=10, seed=0)
+    assert np.sum(noisy != y) == 60 and noisy.min() >= 0 and noisy.max() <= 9
+    assert np.array_equal(noisy, data.flip_labels(y, 0.2, n_classes=10, seed=0))
+    with pytest.raises(ValueError, match="rate"):
+        data.flip_labels(y, 1.5, n_classes=10)
+
+
+@pytest.mark.parametrize("k", [2, 3, 5])
+def test_stratified_kfold_partitions_and_balances_like_sklearn(k):
+    from sklearn.model_selection import StratifiedKFold
+
+    y = np.array([0] * 37 + [1] * 11 + [2] * 6)
+    folds = data.stratified_kfold_indices(y, k, seed=1)
+    validation = np.concatenate([val for _, val in folds])
+    assert np.array_equal(np.sort(validation), np.arange(len(y)))
+    for train, val in folds:
+        assert np.array_equal(np.sort(np.r_[train, val]), np.arange(len(y)))
+    ours = np.array([np.bincount(y[val], minlength=3) for _, val in folds])
+    theirs = np.array([np.bincount(y[val], minlength=3)
+                       for _, val in StratifiedKFold(k, shuffle=True, random_state=1).split(np.zeros(len(y)), y)])
+    assert np.array_equal(np.sort(ours, axis=0), np.sort(theirs, axis=0))  # same class counts per fold
+    sizes = [len(val) for _, val in folds]
+    assert max(sizes) - min(sizes) <= 1
+
+
+def test_stratified_kfold_rejects_bad_k():
+    with pytest.raises(ValueError, match="k must be"):
+        data.stratified_kfold_indices([0, 1, 0, 1], k=1)
+    with pytest.raises(ValueError, match="at least k rows"):
+        data.stratified_kfold_indices([0, 1, 0], k=4)

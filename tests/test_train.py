@@ -7,7 +7,7 @@ from torch import nn
 
 from utils.data import load_digits_split
 from utils.repro import seed_everything
-from utils.train import evaluate, fit, predict_proba
+from utils.train import EarlyStopping, evaluate, fit, predict_proba
 
 
 @pytest.fixture(scope="module")
@@ -76,3 +76,39 @@ def test_runs_on_the_chosen_device(digits):
     model = small_model()
     fit(model, digits.X_train[:64], digits.y_train[:64], epochs=1, device=torch.device("cpu"), progress=False)
     assert next(model.parameters()).device.type == "cpu"
+
+
+def test_early_stopping_restores_the_best_weights(digits):
+    model = small_model()
+    stopper = EarlyStopping(patience=3)
+    history = fit(model, digits.X_train[:200], digits.y_train[:200], digits.X_val, digits.y_val, epochs=200,
+                  lr=1e-2, callbacks=[stopper], progress=False)
+    assert history.epochs == stopper.best_epoch + 1 + 3 < 200
+    assert evaluate(model, digits.X_val, digits.y_val)[0] == pytest.approx(min(history.val_loss))
+
+
+def test_early_stopping_without_restore_keeps_the_last_weights(digits):
+    model = small_model()
+    stopper = EarlyStopping(patience=3, restore_best=False)
+    history = fit(model, digits.X_train[:200], digits.y_train[:200], digits.X_val, digits.y_val, epochs=200,
+                  lr=1e-2, callbacks=[stopper], progress=False)
+    assert evaluate(model, digits.X_val, digits.y_val)[0] == pytest.approx(history.val_loss[-1])
+
+
+def test_early_stopping_needs_validation_data_and_sane_arguments(digits):
+    with pytest.raises(ValueError, match="validation data"):
+        fit(small_model(), digits.X_train, digits.y_train, epochs=2, callbacks=[EarlyStopping()], progress=False)
+    with pytest.raises(ValueError, match="patience"):
+        EarlyStopping(patience=0)
+
+
+def test_augment_is_applied_to_training_batches_only(digits):
+    seen = []
+
+    def spy(batch, generator):
+        seen.append(len(batch))
+        return batch
+
+    fit(small_model(), digits.X_train[:100], digits.y_train[:100], digits.X_val, digits.y_val, epochs=1,
+        batch_size=50, augment=spy, progress=False)
+    assert seen == [50, 50]

@@ -179,3 +179,39 @@ def tabular_preprocessor():
         ("numeric", StandardScaler(), make_column_selector(dtype_include="number")),
         ("categorical", categorical, make_column_selector(dtype_exclude="number")),
     ])
+
+
+def flip_labels(y, rate: float, n_classes: int, seed: int = 0) -> np.ndarray:
+    """Copy of ``y`` with exactly ``round(rate * len(y))`` labels changed to a different, random class.
+
+    Simulates annotation noise; the rows to flip are drawn without replacement.
+    """
+    if not 0 <= rate <= 1:
+        raise ValueError(f"rate must be in [0, 1], got {rate}")
+    if n_classes < 2:
+        raise ValueError(f"n_classes must be at least 2, got {n_classes}")
+    rng = np.random.default_rng(seed)
+    y = np.array(y, copy=True)
+    rows = rng.choice(len(y), int(round(rate * len(y))), replace=False)
+    y[rows] = (y[rows] + rng.integers(1, n_classes, len(rows))) % n_classes  # never the same class
+    return y
+
+
+def stratified_kfold_indices(y, k: int = 5, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``k`` (train, validation) index pairs; the validation parts are disjoint, cover every row, and keep class shares.
+
+    Each class's rows are shuffled, then dealt round-robin to the folds.
+    """
+    y = np.asarray(y)
+    if not isinstance(k, (int, np.integer)) or k < 2:
+        raise ValueError(f"k must be an integer of at least 2, got {k!r}")
+    if k > len(y):
+        raise ValueError(f"k={k} folds need at least k rows, got {len(y)}")
+    rng = np.random.default_rng(seed)
+    fold_of = np.empty(len(y), dtype=int)
+    offset = 0
+    for label in np.unique(y):
+        rows = rng.permutation(np.flatnonzero(y == label))
+        fold_of[rows] = (offset + np.arange(len(rows))) % k
+        offset += len(rows)  # continue the deal where the last class stopped: fold sizes differ by at most 1
+    return [(np.flatnonzero(fold_of != f), np.flatnonzero(fold_of == f)) for f in range(k)]

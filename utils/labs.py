@@ -11,6 +11,7 @@ markers becomes "*Your answer here.*". Outputs are stripped.
 from __future__ import annotations
 
 import argparse
+import ast
 import copy
 import sys
 from pathlib import Path
@@ -96,12 +97,24 @@ def stale_labs(root: Path = ROOT) -> list[str]:
     return problems
 
 
+def _only_imports(source: str) -> bool:
+    try:
+        body = ast.parse(source).body
+    except SyntaxError:
+        return False
+    return bool(body) and all(isinstance(node, (ast.Import, ast.ImportFrom)) for node in body)
+
+
 def answer_functions(path: Path) -> dict[str, object]:
-    """Run only the answer cells (solutions, or a lab's stubs) and return what they define (for tests of the checks)."""
+    """Run only the import cells and the answer cells (solutions, or a lab's stubs); return what they define.
+
+    The tests of the checks use it to get the solution's (or the stub's) functions without running the lab.
+    """
     notebook = nbformat.read(path, as_version=4)
     namespace: dict[str, object] = {}
     for cell in notebook.cells:
-        if cell.cell_type == "code" and (BEGIN in cell.source or CODE_STUB[0] in cell.source):
+        if cell.cell_type == "code" and (BEGIN in cell.source or CODE_STUB[0] in cell.source
+                                         or _only_imports(cell.source)):
             exec(compile(cell.source, f"{path.name}", "exec"), namespace)
     return {name: value for name, value in namespace.items() if callable(value) and not name.startswith("_")}
 

@@ -2,7 +2,7 @@
 
 A callback is any object with optional methods
 ``on_epoch_end(epoch, history, model) -> bool | None`` (return True to stop) and
-``on_train_end(history, model)``. Early stopping (lesson 03) is one such object.
+``on_train_end(history, model)``. ``EarlyStopping`` (lesson 03) is one such object.
 """
 
 from __future__ import annotations
@@ -86,12 +86,14 @@ def _check_fit_arguments(X_train, y_train, epochs, batch_size, lr):
 
 def fit(model: nn.Module, X_train, y_train, X_val=None, y_val=None, *, epochs: int = 20,
         batch_size: int = 64, lr: float = 1e-3, optimizer: torch.optim.Optimizer | None = None,
-        loss_fn=None, seed: int = 0, callbacks=(), device=None, progress: bool = True) -> History:
+        loss_fn=None, augment=None, seed: int = 0, callbacks=(), device=None,
+        progress: bool = True) -> History:
     """Train ``model`` with mini-batches; record loss and accuracy per epoch; return the History.
 
     ``optimizer`` defaults to Adam with learning rate ``lr``. ``loss_fn`` defaults to cross-entropy
     on logits; it receives ``(logits, targets)`` and may add penalties (lesson 03 adds L2 by hand).
-    The history always records plain cross-entropy, so runs with different penalties compare.
+    ``augment(X_batch, generator)`` transforms each training batch (lesson 03's shifts and noise).
+    The history always records plain cross-entropy on unaugmented data, so runs compare.
 
     >>> from utils.data import load_digits_split
     >>> split, model = load_digits_split(), nn.Linear(64, 10)
@@ -110,8 +112,9 @@ def fit(model: nn.Module, X_train, y_train, X_val=None, y_val=None, *, epochs: i
     for epoch in tqdm(range(epochs), desc="epochs", disable=not progress, leave=False):
         model.train()
         for idx in _batches(len(y), batch_size, generator):
+            batch = augment(X[idx], generator) if augment is not None else X[idx]
             optimizer.zero_grad()
-            loss = loss_fn(model(X[idx].to(device)), y[idx].to(device))
+            loss = loss_fn(model(batch.to(device)), y[idx].to(device))
             loss.backward()
             optimizer.step()
         for name, value in zip(("train_loss", "train_acc"), evaluate(model, X, y, device=device)):
@@ -126,3 +129,35 @@ def fit(model: nn.Module, X_train, y_train, X_val=None, y_val=None, *, epochs: i
     for cb in callbacks:
         getattr(cb, "on_train_end", lambda *a: None)(history, model)
     return history
+
+
+class EarlyStopping:
+    """Stop when the validation loss has not improved for ``patience`` epochs, then restore the best weights.
+
+    Keeping the last weights instead would keep ``patience`` epochs of overfitting.
+
+    >>> stopper = EarlyStopping(patience=5)
+    >>> # fit(model, X, y, X_val, y_val, callbacks=[stopper]); stopper.best_epoch
+    """
+
+    def __init__(self, patience: int = 10, min_delta: float = 0.0, restore_best: bool = True):
+        if not isinstance(patience, int) or patience < 1:
+            raise ValueError(f"patience must be a positive integer, got {patience!r}")
+        if min_delta < 0:
+            raise ValueError(f"min_delta must be non-negative, got {min_delta}")
+        self.patience, self.min_delta, self.restore_best = patience, min_delta, restore_best
+        self.best_loss, self.best_epoch, self.best_state, self.wait = float("inf"), -1, None, 0
+
+    def on_epoch_end(self, epoch: int, history: History, model: nn.Module) -> bool:
+        if not history.val_loss:
+            raise ValueError("EarlyStopping needs validation data: pass X_val and y_val to fit")
+        if history.val_loss[-1] < self.best_loss - self.min_delta:
+            self.best_loss, self.best_epoch, self.wait = history.val_loss[-1], epoch, 0
+            self.best_state = {name: value.detach().clone() for name, value in model.state_dict().items()}
+        else:
+            self.wait += 1
+        return self.wait >= self.patience
+
+    def on_train_end(self, history: History, model: nn.Module) -> None:
+        if self.restore_best and self.best_state is not None:
+            model.load_state_dict(self.best_state)

@@ -69,15 +69,21 @@ class Checker:
     def fail(self, message: str, hint: str | None = None):
         raise CheckFailed(self.check_id, message, hint)
 
-    def call(self, *args, **kwargs):
-        """Call the learner's function on copies of the arguments (so mutating them cannot hide a bug)."""
+    def call(self, *args, copy_args: bool = True, **kwargs):
+        """Call the learner's function, by default on copies of the arguments (so mutating them cannot hide a bug)."""
         self.cases += 1
+        if copy_args:
+            args, kwargs = copy.deepcopy(args), copy.deepcopy(kwargs)
+        return self.run(self.candidate, *args, **kwargs)
+
+    def run(self, function: Callable, *args, **kwargs):
+        """Run any learner code (a function, or a method of an object it built), reporting its errors briefly."""
         try:
-            return self.candidate(*copy.deepcopy(args), **copy.deepcopy(kwargs))
+            return function(*args, **kwargs)
         except NotImplementedError:
             self.fail("not answered yet: the function still raises NotImplementedError.", NOT_ANSWERED_HINT)
         except Exception as error:  # the learner's bug, reported briefly instead of a traceback
-            self.fail(f"your function raised {type(error).__name__}: {error}",
+            self.fail(f"your code raised {type(error).__name__}: {error}",
                       "Run it by hand on the example call above the check to see where it breaks.")
 
     def expect_close(self, got, expected, *, case: str, hint: str, atol: float = 1e-9,
@@ -116,4 +122,4 @@ def check(check_id: str, candidate: Callable) -> None:
                           "Pass the function itself, without calling it: check(id, my_function).")
     checker = Checker(check_id, candidate)
     _REGISTRY[check_id](checker)
-    print(f"✓ {check_id} passed ({checker.cases} cases)")
+    print(f"✓ {check_id} passed ({checker.cases} case{'' if checker.cases == 1 else 's'})")
