@@ -11,4 +11,6 @@ TEST_PARAMETERS = {
     "01_evaluation_lab": {},
     "03_overfitting": {"n_seeds": 1, "n_bagged": 2, "sizes": [50, 800], "widths": [8, 512], "k_folds": 3, "epochs": 60},
     "03_overfitting_lab": {},
+    "10_fairness": {"n_train_rows": 8000},
+    "10_fairness_lab": {},
 }

@@ -111,3 +111,14 @@ def test_lab03_examples_in_the_text_are_right():
     assert solution["shift"](image, 1, 0)[0, :8].tolist() == [0, 1, 2, 3, 4, 5, 6, 7]
     folds = solution["stratified_kfold"](np.array([0, 0, 0, 1, 1, 1]), 3, 0)
     assert [sorted(np.array([0, 0, 0, 1, 1, 1])[val].tolist()) for _, val in folds] == [[0, 1]] * 3
+
+
+def test_lab10_examples_in_the_text_are_right():
+    solution = answer_functions(ROOT / "solutions" / "10_fairness_lab.ipynb")
+    groups = np.array(["a", "a", "b", "b"])
+    assert solution["selection_rates"](np.array([1, 0, 1, 1]), groups) == {"a": 0.5, "b": 1.0}
+    assert solution["dp_difference"](np.array([1, 0, 1, 1]), groups) == 0.5
+    assert solution["eo_difference"](np.array([1, 0, 1, 0]), np.array([1, 0, 0, 0]), groups) == 1.0
+    weights = solution["reweighing"](np.array([1, 1, 0, 0]), np.array(["a", "a", "a", "b"]))
+    assert np.allclose(weights, [0.75, 0.75, 1.5, 0.5])
+    assert np.sum(np.array([0.1, 0.2, 0.3, 0.4, 0.5]) >= 0.4) == 2
