@@ -11,6 +11,9 @@ TEST_PARAMETERS = {
     "01_evaluation_lab": {},
     "03_overfitting": {"n_seeds": 1, "n_bagged": 2, "sizes": [50, 800], "widths": [8, 512], "k_folds": 3, "epochs": 60},
     "03_overfitting_lab": {},
+    "09_explainability": {"n_explained": 2, "kernel_samples": [30, 1000], "n_forest_rows": 3000,
+                          "digits_epochs": 15, "surrogate_radii": [0.1, 1.0]},
+    "09_explainability_lab": {},
     "10_fairness": {"n_train_rows": 8000},
     "10_fairness_lab": {},
 }

@@ -122,3 +122,13 @@ def test_lab10_examples_in_the_text_are_right():
     weights = solution["reweighing"](np.array([1, 1, 0, 0]), np.array(["a", "a", "a", "b"]))
     assert np.allclose(weights, [0.75, 0.75, 1.5, 0.5])
     assert np.sum(np.array([0.1, 0.2, 0.3, 0.4, 0.5]) >= 0.4) == 2
+
+
+def test_lab09_examples_in_the_text_are_right():
+    solution = answer_functions(ROOT / "solutions" / "09_explainability_lab.ipynb")
+    phi = solution["shapley"](lambda X: X[:, 0] + 2 * X[:, 1], np.array([1.0, 1.0]), np.zeros((3, 2)))
+    assert np.allclose(phi, [1.0, 2.0])
+    assert solution["weighted_r2"](np.array([1.0, 2.0, 3.0]), np.array([1.0, 2.0, 4.0]), np.ones(3)) == 0.5
+    model, x = torch.nn.Linear(4, 3), torch.tensor([1.0, -1.0, 2.0, 0.5])
+    attributions = solution["integrated_gradients"](model, x, torch.zeros(4), 3, 1)
+    assert torch.allclose(attributions, model.weight[1].detach() * x, atol=1e-6)
