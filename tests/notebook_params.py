@@ -16,4 +16,6 @@ TEST_PARAMETERS = {
     "09_explainability_lab": {},
     "10_fairness": {"n_train_rows": 8000},
     "10_fairness_lab": {},
+    "11_privacy": {"laplace_trials": 500, "curve_epsilons": [0.5, 8.0]},
+    "11_privacy_lab": {},
 }

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import nbformat
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -132,3 +133,15 @@ def test_lab09_examples_in_the_text_are_right():
     model, x = torch.nn.Linear(4, 3), torch.tensor([1.0, -1.0, 2.0, 0.5])
     attributions = solution["integrated_gradients"](model, x, torch.zeros(4), 3, 1)
     assert torch.allclose(attributions, model.weight[1].detach() * x, atol=1e-6)
+
+
+def test_lab11_examples_in_the_text_are_right():
+    solution = answer_functions(ROOT / "solutions" / "11_privacy_lab.ipynb")
+    assert round(solution["laplace"](100.0, 1.0, 1e9, np.random.default_rng(0)), 6) == 100.0
+    rows = torch.tensor([[3.0, 4.0], [0.3, 0.4]])
+    assert torch.allclose(solution["privatize"](rows, 1.0, 0.0, torch.Generator()), torch.tensor([0.9, 1.2]))
+    table = pd.DataFrame({"age": ["30s", "30s", "40s"], "zip": ["021", "021", "022"]})
+    assert solution["k_of"](table, ["age", "zip"]) == 1
+    key = bytes(range(32))
+    digest = solution["pseudonym"]("204817", key)
+    assert len(digest) == 64 and digest != solution["pseudonym"]("204817", bytes(32))

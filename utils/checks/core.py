@@ -51,12 +51,14 @@ def format_value(value) -> str:
     """A short, readable rendering of numbers, tuples and arrays."""
     if isinstance(value, (float, np.floating)):
         return f"{float(value):.6g}"
+    if isinstance(value, np.integer):
+        return str(int(value))
     if isinstance(value, (tuple, list)):
         inner = ", ".join(format_value(v) for v in value)
         return f"({inner})" if isinstance(value, tuple) else f"[{inner}]"
     if isinstance(value, np.ndarray):
-        return np.array2string(value, precision=4, threshold=12, edgeitems=3, separator=", ",
-                               max_line_width=10**6)
+        text = np.array2string(value, precision=4, threshold=12, edgeitems=3, separator=", ", max_line_width=10**6)
+        return " ".join(text.split())  # one line, even for 2-D arrays
     return repr(value)
 
 

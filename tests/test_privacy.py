@@ -1,0 +1,105 @@
+"""utils.privacy: the accountant equals Opacus's, DP-SGD's pieces match their definitions, bad input is refused."""
+
+import hashlib
+import hmac
+import itertools
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from opacus.accountants import RDPAccountant
+from torch import nn
+
+from utils import privacy
+
+
+@pytest.mark.parametrize("sigma, q, steps", list(itertools.product([0.5, 1.1, 3.0], [0.004, 0.05, 0.4, 1.0], [1, 300])))
+def test_rdp_epsilon_matches_opacus(sigma, q, steps):
+    accountant = RDPAccountant()
+    accountant.history = [(sigma, q, steps)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        theirs = accountant.get_epsilon(1e-5)
+    assert abs(privacy.rdp_epsilon(sigma, q, steps, 1e-5) - theirs) <= 0.01 * theirs
+
+
+def test_noise_for_epsilon_hits_the_target():
+    sigma = privacy.noise_for_epsilon(2.0, 0.05, 400, 1e-5)
+    assert privacy.rdp_epsilon(sigma, 0.05, 400, 1e-5) <= 2.0 < privacy.rdp_epsilon(sigma - 0.01, 0.05, 400, 1e-5)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(noise_multiplier=0.0, sample_rate=0.1, steps=10, delta=1e-5), "noise_multiplier"),
+    (dict(noise_multiplier=1.0, sample_rate=1.5, steps=10, delta=1e-5), "sample_rate"),
+    (dict(noise_multiplier=1.0, sample_rate=0.0, steps=10, delta=1e-5), "sample_rate"),
+    (dict(noise_multiplier=1.0, sample_rate=0.1, steps=0, delta=1e-5), "steps"),
+    (dict(noise_multiplier=1.0, sample_rate=0.1, steps=10, delta=0.0), "delta"),
+])
+def test_rdp_epsilon_refuses_bad_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        privacy.rdp_epsilon(**kwargs)
+
+
+def test_laplace_mechanism_scale_and_errors():
+    rng = np.random.default_rng(0)
+    noise = np.array([privacy.laplace_mechanism(0.0, 2.0, 0.5, rng) for _ in range(20000)])
+    assert np.mean(np.abs(noise)) == pytest.approx(4.0, rel=0.03)
+    for bad, message in ((dict(sensitivity=0, epsilon=1), "sensitivity"), (dict(sensitivity=1, epsilon=-1), "epsilon")):
+        with pytest.raises(ValueError, match=message):
+            privacy.laplace_mechanism(1.0, rng=rng, **bad)
+
+
+def test_per_sample_gradients_equal_one_backward_per_example():
+    torch.manual_seed(0)
+    model, loss_fn = nn.Sequential(nn.Linear(5, 4), nn.Tanh(), nn.Linear(4, 3)), nn.CrossEntropyLoss()
+    X, y = torch.randn(6, 5), torch.tensor([0, 1, 2, 0, 1, 2])
+    grads = privacy.per_sample_gradients(model, loss_fn, X, y)
+    for i in range(6):
+        model.zero_grad()
+        loss_fn(model(X[i:i + 1]), y[i:i + 1]).backward()
+        for name, parameter in model.named_parameters():
+            torch.testing.assert_close(grads[name][i], parameter.grad)
+
+
+def test_clip_and_noise_bounds_each_example_and_adds_the_right_noise():
+    per_sample = {"w": torch.tensor([[3.0, 4.0], [0.3, 0.4]]), "b": torch.zeros(2, 1)}
+    clipped = privacy.clip_and_noise(per_sample, max_norm=1.0, noise_multiplier=0.0)
+    torch.testing.assert_close(clipped["w"], torch.tensor([0.9, 1.2]))
+    wide = {"w": torch.zeros(2, 50000)}
+    noisy = privacy.clip_and_noise(wide, max_norm=0.5, noise_multiplier=2.0, generator=torch.Generator().manual_seed(0))
+    assert noisy["w"].std().item() == pytest.approx(1.0, rel=0.02)
+    with pytest.raises(ValueError, match="max_norm"):
+        privacy.clip_and_noise(per_sample, max_norm=0, noise_multiplier=1.0)
+
+
+def test_dp_sgd_learns_and_counts_its_steps():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(400, 4)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(int)
+    torch.manual_seed(0)
+    model = nn.Linear(4, 2)
+    steps = privacy.train_dp_sgd(model, X, y, epochs=5, sample_rate=0.1, max_norm=1.0, noise_multiplier=1.0, lr=1.0)
+    assert steps == 50
+    with torch.no_grad():
+        accuracy = (model(torch.as_tensor(X)).argmax(1).numpy() == y).mean()
+    assert accuracy > 0.85
+
+
+def test_membership_advantage_is_zero_for_identical_losses_and_one_for_separated():
+    same = np.linspace(0, 1, 50)
+    assert privacy.membership_advantage(same, same)[0] == pytest.approx(0.0, abs=1e-12)
+    assert privacy.membership_advantage(np.zeros(10), np.ones(10)) == (1.0, 1.0)
+
+
+def test_k_anonymity_unique_share_and_hmac():
+    table = pd.DataFrame({"a": [1, 1, 2, 2, 2], "b": ["x", "x", "y", "y", "z"]})
+    assert privacy.k_anonymity(table, ["a"]) == 2 and privacy.k_anonymity(table, ["a", "b"]) == 1
+    assert privacy.unique_share(table, ["a", "b"]) == 0.2
+    with pytest.raises(ValueError, match="not columns"):
+        privacy.k_anonymity(table, ["zip"])
+    key = bytes(32)
+    assert privacy.hmac_pseudonym("7", key) == hmac.new(key, b"7", hashlib.sha256).hexdigest()
+    with pytest.raises(ValueError, match="16 random bytes"):
+        privacy.hmac_pseudonym("7", b"short")
