@@ -145,3 +145,19 @@ def test_lab11_examples_in_the_text_are_right():
     key = bytes(range(32))
     digest = solution["pseudonym"]("204817", key)
     assert len(digest) == 64 and digest != solution["pseudonym"]("204817", bytes(32))
+
+
+def test_lab08_examples_in_the_text_are_right():
+    solution = answer_functions(ROOT / "solutions" / "08_compression_lab.ipynb")
+    layer = torch.nn.Linear(2, 2)
+    with torch.no_grad():
+        layer.weight.copy_(torch.tensor([[0.1, -3.0], [2.0, 0.5]]))
+    assert solution["global_mask"](layer, 0.5)["weight"].tolist() == [[False, True], [True, False]]
+    q, scale = solution["quantize"](torch.tensor([[1.0, -0.5], [100.0, 50.0]]))
+    assert q.tolist() == [[127, -64], [127, 64]] and torch.allclose(scale.flatten(), torch.tensor([1 / 127, 100 / 127]))
+    logits, targets = torch.randn(4, 3), torch.tensor([0, 1, 2, 0])
+    loss = solution["distill_loss"](logits, logits, targets, 4.0, 0.3)
+    assert loss.item() == pytest.approx(0.7 * torch.nn.functional.cross_entropy(logits, targets).item(), rel=1e-5)
+    full = solution["svd_linear"](layer, 2)
+    x = torch.randn(3, 2)
+    assert torch.allclose(full(x), layer(x), atol=1e-5)
