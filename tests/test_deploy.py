@@ -1,0 +1,41 @@
+"""The shipping files: the Dockerfile passes review, dependencies are pinned, and the Kubernetes manifests
+carry probes on /health, resource requests and limits, a Service and an autoscaler."""
+
+from pathlib import Path
+
+import yaml
+
+from utils.serving import dockerfile_problems
+
+DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
+
+
+def manifests():
+    return {doc["kind"]: doc for doc in yaml.safe_load_all((DEPLOY / "k8s.yaml").read_text())}
+
+
+def test_dockerfile_passes_review():
+    assert dockerfile_problems((DEPLOY / "Dockerfile").read_text()) == []
+
+
+def test_serving_requirements_are_pinned():
+    lines = [l for l in (DEPLOY / "requirements-serving.txt").read_text().splitlines() if l and not l.startswith("#")]
+    assert lines and all("==" in line for line in lines)
+
+
+def test_deployment_has_probes_and_resources():
+    container = manifests()["Deployment"]["spec"]["template"]["spec"]["containers"][0]
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert container[probe]["httpGet"]["path"] == "/health"
+    assert set(container["resources"]) == {"requests", "limits"}
+    assert {"cpu", "memory"} <= set(container["resources"]["requests"]) and {"cpu", "memory"} <= set(container["resources"]["limits"])
+    assert not container["image"].endswith(":latest") and ":" in container["image"]
+
+
+def test_service_and_autoscaler_point_at_the_deployment():
+    docs = manifests()
+    assert set(docs) == {"Deployment", "Service", "HorizontalPodAutoscaler"}
+    assert docs["Service"]["spec"]["selector"] == docs["Deployment"]["spec"]["selector"]["matchLabels"]
+    hpa = docs["HorizontalPodAutoscaler"]["spec"]
+    assert hpa["scaleTargetRef"]["name"] == docs["Deployment"]["metadata"]["name"]
+    assert 1 <= hpa["minReplicas"] <= hpa["maxReplicas"]

@@ -1,0 +1,127 @@
+"""The serving app: artifacts are verified, every malformed request gets a clear 4xx, valid ones match the
+model in-process, metrics count, and a real uvicorn server survives a bounded load and shuts down cleanly."""
+
+import asyncio
+import json
+import math
+
+import pytest
+import torch
+from fastapi.testclient import TestClient
+
+from utils import serving
+
+SIZES = [4, 8, 3]
+
+
+@pytest.fixture(scope="module")
+def artifact(tmp_path_factory):
+    torch.manual_seed(0)
+    model = serving.mlp_from_sizes(SIZES)
+    directory = tmp_path_factory.mktemp("artifact") / "1"
+    serving.save_artifact(model, directory, name="toy", version="1.0.0", sizes=SIZES, input_range=(0.0, 1.0),
+                          metrics={"accuracy": 0.5})
+    return directory, model.eval()
+
+
+@pytest.fixture(scope="module")
+def client(artifact):
+    return TestClient(serving.create_app(artifact[0], max_batch=8))
+
+
+def test_valid_request_matches_the_model_in_process(client, artifact):
+    rows = [[0.1, 0.2, 0.3, 0.4], [1.0, 0.0, 0.5, 0.25]]
+    response = client.post("/predict", json={"instances": rows})
+    assert response.status_code == 200
+    body = response.json()
+    with torch.no_grad():
+        expected = torch.softmax(artifact[1](torch.tensor(rows)), dim=1)
+    assert body["model_version"] == "1.0.0"
+    assert body["predictions"] == expected.argmax(1).tolist()
+    assert torch.allclose(torch.tensor(body["probabilities"]), expected, atol=1e-6)
+
+
+MALFORMED = {
+    "missing field": ({"rows": [[0.1, 0.2, 0.3, 0.4]]}, "instances"),
+    "empty batch": ({"instances": []}, "empty"),
+    "oversized batch": ({"instances": [[0.1] * 4] * 9}, "larger than the limit"),
+    "wrong row length": ({"instances": [[0.1, 0.2]]}, "expects 4"),
+    "string value": ({"instances": [[0.1, "0.2", 0.3, 0.4]]}, "valid number"),
+    "boolean value": ({"instances": [[True, 0.2, 0.3, 0.4]]}, "valid number"),
+    "not a list": ({"instances": "0.1,0.2"}, "valid list"),
+    "out of range": ({"instances": [[0.1, 0.2, 0.3, 7.0]]}, "outside"),
+    "unknown field": ({"instances": [[0.1] * 4], "debug": True}, "Extra inputs"),
+}
+
+
+@pytest.mark.parametrize("name", MALFORMED)
+def test_malformed_request_gets_a_clear_4xx(client, name):
+    body, message = MALFORMED[name]
+    response = client.post("/predict", json=body)
+    assert 400 <= response.status_code < 500
+    payload = response.json()
+    assert payload["error"] == "invalid request" and payload["model_version"] == "1.0.0"
+    assert message in json.dumps(payload["details"])
+
+
+@pytest.mark.parametrize("token", ["NaN", "Infinity", "-Infinity"])
+def test_nan_and_infinity_are_refused(client, token):
+    raw = '{"instances": [[0.1, %s, 0.3, 0.4]]}' % token
+    response = client.post("/predict", content=raw, headers={"content-type": "application/json"})
+    assert response.status_code == 422 and "NaN or infinity" in response.text
+
+
+def test_broken_json_is_a_4xx(client):
+    response = client.post("/predict", content="{not json", headers={"content-type": "application/json"})
+    assert response.status_code == 422
+
+
+def test_health_and_metrics(client):
+    assert client.get("/health").json() == {"status": "ready", "model": "toy", "model_version": "1.0.0"}
+    client.post("/predict", json={"instances": []})
+    text = client.get("/metrics").text
+    assert 'requests_total{endpoint="/predict",status="422"}' in text
+    assert "request_latency_seconds_bucket" in text and 'prediction_errors_total{kind="invalid_request"}' in text
+
+
+def test_tampered_or_incomplete_artifact_is_refused(artifact, tmp_path):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(artifact[0], copy)
+    weights = copy / serving.WEIGHTS_FILE
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    with pytest.raises(serving.ArtifactError, match="does not match its SHA-256"):
+        serving.load_artifact(copy)
+    weights.unlink()
+    with pytest.raises(serving.ArtifactError, match="missing"):
+        serving.load_artifact(copy)
+    with pytest.raises(serving.ArtifactError, match="not a model artifact"):
+        serving.load_artifact(tmp_path)
+
+
+def test_real_server_survives_a_bounded_load_and_shuts_down_cleanly(artifact):
+    process, url = serving.serve_in_background(artifact[0])
+    try:
+        payloads = [{"instances": [[0.1, 0.2, 0.3, 0.4]] * (1 + i % 4)} for i in range(200)]
+        result = asyncio.run(serving.load_test(url, payloads, concurrency=8))
+        assert (result["statuses"] == 200).all(), "every request in the bounded load succeeds"
+        assert math.isfinite(result["latencies"].max())
+    finally:
+        clean, log = serving.stop_server(process)
+    assert clean, f"uvicorn shuts down cleanly on SIGTERM; its log:\n{log}"
+
+
+def test_dockerfile_review_flags_the_classic_mistakes():
+    bad = "FROM python\nCOPY data/ /app/data\nRUN pip install torch flask\nCMD python app.py\n"
+    problems = serving.dockerfile_problems(bad)
+    assert len(problems) == 5
+    assert serving.dockerfile_problems(open(serving_root() / "deploy" / "Dockerfile").read()) == []
+
+
+def serving_root():
+    from pathlib import Path
+
+    return Path(serving.__file__).resolve().parent.parent

@@ -1,0 +1,264 @@
+"""Ship a model: a verified artifact (safetensors weights + SHA-256 manifest), a validated FastAPI
+service with health and Prometheus metrics, and a bounded async load test.
+
+    app = create_app("build/artifacts/digits-mlp/1")   # then: uvicorn --factory utils.serving:app_from_env
+"""
+
+import asyncio
+import hashlib
+import json
+import math
+import os
+import re
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+ARTIFACT_ENV = "BML_ARTIFACT_DIR"
+WEIGHTS_FILE, MANIFEST_FILE = "weights.safetensors", "manifest.json"
+
+
+class ArtifactError(RuntimeError):
+    """An artifact is missing a file, or a file does not match the hash in its manifest."""
+
+
+def sha256_of(path: Path) -> str:
+    """SHA-256 of a file's bytes (not of its name), read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def mlp_from_sizes(sizes: list[int]) -> nn.Sequential:
+    """Linear layers of the given sizes with ReLU between them: the architecture an artifact records."""
+    layers: list[nn.Module] = []
+    for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(nn.Linear(fan_in, fan_out))
+        if i < len(sizes) - 2:
+            layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
+
+
+def save_artifact(model: nn.Sequential, directory: Path, *, name: str, version: str, sizes: list[int],
+                  input_range: tuple[float, float], metrics: dict, extra_files: dict[str, Path] | None = None) -> Path:
+    """Write weights (safetensors: tensors only, nothing executable) and a manifest with every file's SHA-256."""
+    from safetensors.torch import save_file
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.detach().contiguous() for k, v in model.state_dict().items()}, str(directory / WEIGHTS_FILE))
+    files = [WEIGHTS_FILE]
+    for file_name, source in (extra_files or {}).items():
+        if Path(source).resolve() != (directory / file_name).resolve():
+            (directory / file_name).write_bytes(Path(source).read_bytes())
+        files.append(file_name)
+    manifest = {"name": name, "version": version, "architecture": {"type": "mlp", "sizes": sizes},
+                "input": {"features": sizes[0], "dtype": "float32", "min": input_range[0], "max": input_range[1]},
+                "outputs": sizes[-1], "metrics": metrics,
+                "files": {file_name: sha256_of(directory / file_name) for file_name in files}}
+    (directory / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True))
+    return directory
+
+
+def load_artifact(directory: Path) -> tuple[nn.Sequential, dict]:
+    """Verify every file against the manifest, then build the model and load its weights. Refuses tampering."""
+    from safetensors.torch import load_file
+
+    directory = Path(directory)
+    manifest_path = directory / MANIFEST_FILE
+    if not manifest_path.is_file():
+        raise ArtifactError(f"{manifest_path} is missing: not a model artifact (create one with save_artifact)")
+    manifest = json.loads(manifest_path.read_text())
+    for file_name, expected in manifest["files"].items():
+        path = directory / file_name
+        if not path.is_file():
+            raise ArtifactError(f"{path} is listed in the manifest but missing")
+        if sha256_of(path) != expected:
+            raise ArtifactError(f"{path} does not match its SHA-256 in the manifest: the file was changed or corrupted; "
+                                "refusing to load it")
+    model = mlp_from_sizes(manifest["architecture"]["sizes"])
+    model.load_state_dict(load_file(str(directory / WEIGHTS_FILE)))
+    return model.eval(), manifest
+
+
+def dockerfile_problems(text: str) -> list[str]:
+    """What a reviewer would flag in a Dockerfile: unpinned base or packages, data baked in, root user, no health check."""
+    problems = []
+    lines = [line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith("#")]
+    base = next((line.split()[1] for line in lines if line.upper().startswith("FROM ")), "")
+    if ":" not in base or base.endswith(":latest"):
+        problems.append(f"base image {base or '(none)'} is not pinned to a version")
+    for line in lines:
+        if re.search(r"pip3? install", line) and "-r " not in line and re.search(r"install\s+(-\S+\s+)*[A-Za-z]", line) \
+                and not re.search(r"==", line):
+            problems.append(f"unpinned pip install: {line}")
+        if line.upper().startswith(("COPY", "ADD")) and re.search(r"\bdata\b|\.csv|\.parquet", line):
+            problems.append(f"data copied into the image: {line}")
+    if not any(line.upper().startswith("USER ") and not line.split()[1].startswith(("root", "0")) for line in lines):
+        problems.append("runs as root: add a USER")
+    if not any(line.upper().startswith("HEALTHCHECK") for line in lines):
+        problems.append("no HEALTHCHECK")
+    return problems
+
+
+def create_app(artifact_dir: Path | str, *, max_batch: int = 256):
+    """The FastAPI service for one artifact: POST /predict, GET /health, GET /metrics."""
+    from fastapi import FastAPI, Request
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse, Response
+    from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+    from pydantic import BaseModel, ConfigDict, field_validator
+
+    model, manifest = load_artifact(Path(artifact_dir))
+    version, features = manifest["version"], manifest["input"]["features"]
+    low, high = manifest["input"]["min"], manifest["input"]["max"]
+
+    class PredictRequest(BaseModel):
+        """A batch of rows; strict types (no strings or booleans posing as numbers), no unknown fields."""
+        model_config = ConfigDict(strict=True, extra="forbid")
+        instances: list[list[float]]
+
+        @field_validator("instances")
+        @classmethod
+        def check_shape_and_values(cls, rows):
+            if not rows:
+                raise ValueError("instances is empty: send at least one row")
+            if len(rows) > max_batch:
+                raise ValueError(f"batch of {len(rows)} rows is larger than the limit of {max_batch}; split it")
+            for i, row in enumerate(rows):
+                if len(row) != features:
+                    raise ValueError(f"row {i} has {len(row)} values; the model expects {features}")
+                if not all(math.isfinite(v) for v in row):
+                    raise ValueError(f"row {i} contains NaN or infinity")
+                if min(row) < low or max(row) > high:
+                    raise ValueError(f"row {i} has values outside [{low}, {high}], the range the model was trained on")
+            return rows
+
+    registry = CollectorRegistry()
+    requests = Counter("requests", "Requests by endpoint and status", ["endpoint", "status"], registry=registry)
+    latency = Histogram("request_latency_seconds", "Request latency", ["endpoint"], registry=registry,
+                        buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0))
+    errors = Counter("prediction_errors", "Requests answered with an error", ["kind"], registry=registry)
+    app = FastAPI(title=f"{manifest['name']} {version}")
+
+    @app.middleware("http")
+    async def measure(request: Request, call_next):
+        start = time.perf_counter()
+        response = await call_next(request)
+        if request.url.path != "/metrics":
+            requests.labels(request.url.path, str(response.status_code)).inc()
+            latency.labels(request.url.path).observe(time.perf_counter() - start)
+        return response
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError):
+        errors.labels("invalid_request").inc()
+        details = [{"field": ".".join(str(p) for p in e["loc"][1:]) or "body", "problem": e["msg"]} for e in exc.errors()]
+        return JSONResponse(status_code=422, content={"error": "invalid request", "details": details,
+                                                      "model_version": version})
+
+    @app.get("/health")
+    def health():
+        return {"status": "ready", "model": manifest["name"], "model_version": version}
+
+    @app.get("/metrics")
+    def metrics():
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.post("/predict")
+    def predict(request: PredictRequest):
+        with torch.no_grad():
+            probabilities = torch.softmax(model(torch.tensor(request.instances, dtype=torch.float32)), dim=1)
+        return {"model_version": version, "predictions": probabilities.argmax(dim=1).tolist(),
+                "probabilities": probabilities.round(decimals=6).tolist()}
+
+    return app
+
+
+def app_from_env():
+    """Factory for ``uvicorn --factory utils.serving:app_from_env``: the artifact folder comes from $BML_ARTIFACT_DIR."""
+    if ARTIFACT_ENV not in os.environ:
+        raise RuntimeError(f"set {ARTIFACT_ENV} to the artifact folder to serve")
+    return create_app(os.environ[ARTIFACT_ENV])
+
+
+async def load_test(base_url: str, payloads: list[dict], *, concurrency: int = 16, timeout: float = 10.0) -> dict:
+    """POST every payload to /predict with at most ``concurrency`` in flight; return latencies (s), statuses, wall time."""
+    import httpx
+
+    if concurrency < 1 or not payloads:
+        raise ValueError("need at least one payload and a concurrency of at least 1")
+    gate = asyncio.Semaphore(concurrency)
+    latencies, statuses = np.zeros(len(payloads)), np.zeros(len(payloads), dtype=int)
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+
+    async def one(client, i, payload):
+        async with gate:
+            start = time.perf_counter()
+            try:
+                response = await client.post("/predict", json=payload)
+                statuses[i] = response.status_code
+            except httpx.HTTPError:
+                statuses[i] = -1
+            latencies[i] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    async with httpx.AsyncClient(base_url=base_url, timeout=timeout, limits=limits) as client:
+        await asyncio.gather(*(one(client, i, p) for i, p in enumerate(payloads)))
+    return {"latencies": latencies, "statuses": statuses, "seconds": time.perf_counter() - start}
+
+
+def free_port() -> int:
+    """A free TCP port on the loopback interface."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def serve_in_background(artifact_dir: Path | str, *, startup_timeout: float = 30.0):
+    """Start uvicorn on 127.0.0.1 in a child process and wait until /health answers; return (process, base_url)."""
+    import subprocess
+    import sys
+
+    import httpx
+
+    port = free_port()
+    env = {**os.environ, ARTIFACT_ENV: str(Path(artifact_dir).resolve())}
+    process = subprocess.Popen([sys.executable, "-m", "uvicorn", "--factory", "utils.serving:app_from_env",
+                                "--host", "127.0.0.1", "--port", str(port), "--no-access-log"],
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    base_url, deadline = f"http://127.0.0.1:{port}", time.monotonic() + startup_timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the server exited during start-up: {process.stdout.read().decode()[-2000:]}")
+        try:
+            if httpx.get(f"{base_url}/health", timeout=1.0).status_code == 200:
+                return process, base_url
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    process.kill()
+    raise RuntimeError(f"the server did not become ready within {startup_timeout} s")
+
+
+def stop_server(process, timeout: float = 10.0) -> tuple[bool, str]:
+    """Send SIGTERM (as Kubernetes does) and wait; return (clean, log). Clean: uvicorn finished its graceful
+    shutdown with no traceback. (Recent uvicorn re-raises the signal after shutting down, so the exit code is -15.)"""
+    import signal
+
+    process.terminate()
+    try:
+        output, _ = process.communicate(timeout=timeout)
+    except Exception:
+        process.kill()
+        output, _ = process.communicate()
+        return False, output.decode(errors="replace")
+    log = output.decode(errors="replace")
+    clean = process.returncode in (0, -signal.SIGTERM) and "Finished server process" in log and "Traceback" not in log
+    return clean, log
