@@ -21,4 +21,6 @@ TEST_PARAMETERS = {
     "10_fairness_lab": {},
     "11_privacy": {"laplace_trials": 500, "curve_epsilons": [0.5, 8.0]},
     "11_privacy_lab": {},
+    "14_deployment": {"epochs": 10, "latency_repeats": 50, "n_requests": 300},
+    "14_deployment_lab": {},
 }

@@ -161,3 +161,16 @@ def test_lab08_examples_in_the_text_are_right():
     full = solution["svd_linear"](layer, 2)
     x = torch.randn(3, 2)
     assert torch.allclose(full(x), layer(x), atol=1e-5)
+
+
+def test_lab14_examples_in_the_text_are_right(tmp_path):
+    from pydantic import ValidationError
+
+    solution = answer_functions(ROOT / "solutions" / "14_deployment_lab.ipynb")
+    schema = solution["PredictRequest"]
+    schema.model_validate({"instances": [[0.5] * 64]})
+    with pytest.raises(ValidationError):
+        schema.model_validate({"instances": [[float("nan")] * 64]})
+    assert solution["tail_latency"](np.arange(1, 101)) == pytest.approx({"p50": 50.5, "p95": 95.05, "p99": 99.01})
+    (tmp_path / "f").write_bytes(b"abc")
+    assert solution["file_sha256"](tmp_path / "f").startswith("ba7816bf")

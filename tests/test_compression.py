@@ -2,6 +2,8 @@
 
 import copy
 
+import numpy as np
+
 import pytest
 import torch
 from torch import nn
@@ -94,3 +96,11 @@ def test_latency_reports_median_and_p95_and_restores_mode():
     assert 0 < result["median"] <= result["p95"] and model.training
     with pytest.raises(ValueError, match="repeats"):
         latency_ms(model, torch.randn(1, 16), repeats=0)
+
+
+def test_percentiles_of_individual_requests():
+    from utils.bench import percentiles
+
+    assert percentiles(np.arange(1, 101)) == pytest.approx({"p50": 50.5, "p95": 95.05, "p99": 99.01})
+    with pytest.raises(ValueError, match="non-empty"):
+        percentiles([])

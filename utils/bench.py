@@ -28,3 +28,11 @@ def latency_ms(model: torch.nn.Module, example: torch.Tensor, *, repeats: int = 
         times[i] = time.perf_counter() - start
     model.train(was_training)
     return {"median": float(np.median(times) * 1e3), "p95": float(np.percentile(times, 95) * 1e3)}
+
+
+def percentiles(latencies, points=(50, 95, 99)) -> dict[str, float]:
+    """Tail latency of individual requests: p50/p95/p99 of the raw samples (never of averages)."""
+    values = np.asarray(latencies, dtype=float)
+    if values.ndim != 1 or values.size == 0:
+        raise ValueError("latencies must be a non-empty 1-D sequence of individual request times")
+    return {f"p{p}": float(np.percentile(values, p)) for p in points}
