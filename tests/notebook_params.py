@@ -9,7 +9,7 @@ TEST_PARAMETERS = {
     "00_start_here": {"epochs": 5},
     "01_evaluation": {"n_repeats": 8},
     "01_evaluation_lab": {},
-    "03_overfitting": {"n_seeds": 1, "n_bagged": 2, "sizes": [50, 800], "widths": [8, 512], "k_folds": 3, "epochs": 60},
+    "03_overfitting": {"n_seeds": 3, "n_bagged": 2, "sizes": [50, 800], "widths": [8, 512], "k_folds": 3, "epochs": 60},
     "03_overfitting_lab": {},
     "08_compression": {"sparsities": [0.5, 0.8, 0.95], "prune_steps": 2, "temperatures": [1.0, 8.0], "ranks": [4, 64],
                        "bench_repeats": 20},
