@@ -146,3 +146,11 @@ def test_average_precision_without_positives_is_undefined():
 def test_bad_input_raises_clear_value_error(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_expected_value_counts_each_outcome_and_ties_as_positive():
+    value = {"tp": 50.0, "fp": -10.0, "fn": -1.0, "tn": 0.5}
+    y, p = np.array([1, 0, 1, 0]), np.array([0.9, 0.5, 0.2, 0.1])
+    assert metrics.expected_value(y, p, 0.5, value) == pytest.approx((50 - 10 - 1 + 0.5) / 4)
+    with pytest.raises(ValueError, match="missing"):
+        metrics.expected_value(y, p, 0.5, {"tp": 1})

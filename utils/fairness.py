@@ -54,11 +54,6 @@ def group_rates(y_true, y_pred, *, sensitive_features) -> pd.DataFrame:
     return pd.DataFrame(rows).T.rename_axis("group")
 
 
-def selection_rate(y_pred) -> float:
-    """Share of rows predicted positive."""
-    return float(_binary("y_pred", y_pred).mean())
-
-
 def demographic_parity_difference(y_true, y_pred, *, sensitive_features) -> float:
     """Largest minus smallest selection rate across groups (0 means equal selection rates).
 

@@ -225,3 +225,21 @@ def expected_calibration_error(y_true, y_prob, n_bins: int = 10) -> float:
     """
     mean_prob, frequency, counts = calibration_bins(y_true, y_prob, n_bins)
     return float(np.sum(counts * np.abs(frequency - mean_prob)) / counts.sum())
+
+
+def expected_value(y_true, y_prob, threshold: float, value: dict) -> float:
+    """Mean business value per case of predicting positive when ``y_prob >= threshold``.
+
+    ``value`` gives the worth of each outcome: keys ``"tp"``, ``"fp"``, ``"fn"``, ``"tn"``.
+
+    >>> expected_value([1, 0], [0.9, 0.6], 0.5, {"tp": 50, "fp": -10, "fn": 0, "tn": 0})
+    20.0
+    """
+    y_true, y_prob = _probabilities(y_true, y_prob)
+    missing = {"tp", "fp", "fn", "tn"} - set(value)
+    if missing:
+        raise ValueError(f"value needs the keys tp, fp, fn and tn; missing {sorted(missing)}")
+    predicted = y_prob >= threshold
+    gains = np.where(predicted, np.where(y_true == 1, value["tp"], value["fp"]),
+                     np.where(y_true == 1, value["fn"], value["tn"]))
+    return float(gains.mean())

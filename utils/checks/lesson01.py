@@ -67,9 +67,11 @@ VALUE = {"tp": 50.0, "fp": -10.0, "fn": 0.0, "tn": 0.0}
 FRAUD_VALUE = {"tp": 0.0, "fp": -5.0, "fn": -100.0, "tn": 0.0}
 
 
-def _expected_value(y_true, proba, threshold, value, positive=np.greater_equal) -> float:
-    predicted = positive(proba, threshold)
-    gains = np.where(predicted, np.where(y_true == 1, value["tp"], value["fp"]),
+def _expected_value(y_true, proba, threshold, value, strict: bool = False) -> float:
+    """utils.metrics.expected_value, or the plausible `>` mistake when ``strict``."""
+    if not strict:
+        return metrics.expected_value(y_true, proba, threshold, value)
+    gains = np.where(proba > threshold, np.where(y_true == 1, value["tp"], value["fp"]),
                      np.where(y_true == 1, value["fn"], value["tn"]))
     return float(gains.mean())
 
@@ -85,7 +87,7 @@ def _expected_value_check(c: Checker) -> None:
                        hint="Predict positive when proba >= threshold, give each example the value of its "
                             "cell (tp, fp, fn, tn), then average over examples.",
                        diagnose=(
-                           (_expected_value(y_true, proba, threshold, value, np.greater),
+                           (_expected_value(y_true, proba, threshold, value, strict=True),
                             "A probability equal to the threshold counts as positive: use >=, not >."),
                            (expected * len(y_true), "Return the value per example (the mean), not the total."),
                        ))
