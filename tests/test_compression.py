@@ -1,6 +1,5 @@
 """utils.compression against torch.nn.utils.prune, the SVD and the distillation formula; utils.bench."""
 
-import copy
 
 import numpy as np
 
@@ -28,6 +27,17 @@ def test_global_mask_matches_torch_prune(sparsity):
         assert torch.equal(mask, layer.weight_mask.bool())
     compression.apply_masks(model, ours)
     assert compression.sparsity_of(model) == pytest.approx(sparsity, abs=1e-3)
+
+
+@pytest.mark.parametrize("sparsity", [0.0, 0.5, 0.9])
+def test_global_mask_by_name_matches_torch_prune(sparsity):
+    model, reference = network(), network()
+    ours = compression.global_mask(model, sparsity)
+    assert sorted(ours) == ["0.weight", "2.weight", "4.weight"]
+    prune.global_unstructured([(layer, "weight") for layer in compression.linear_layers(reference)],
+                              pruning_method=prune.L1Unstructured, amount=sparsity)
+    for name, layer in zip(ours, compression.linear_layers(reference)):
+        assert torch.equal(ours[name], layer.weight_mask.bool())
 
 
 def test_magnitude_mask_refuses_bad_input():

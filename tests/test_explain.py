@@ -7,7 +7,6 @@ import torch
 from sklearn.ensemble import GradientBoostingClassifier
 from sklearn.inspection import partial_dependence as sk_partial_dependence
 from sklearn.inspection import permutation_importance as sk_permutation_importance
-from sklearn.linear_model import LogisticRegression
 from torch import nn
 
 from utils import explain

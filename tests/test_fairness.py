@@ -49,6 +49,26 @@ def test_group_rates_match_metricframe(seed):
 
 
 @pytest.mark.parametrize("seed", range(5))
+def test_selection_rates_match_fairlearn(seed):
+    y_true, y_pred, groups = random_case(seed)
+    frame = flm.MetricFrame(metrics=flm.selection_rate, y_true=y_true, y_pred=y_pred, sensitive_features=groups)
+    ours = fairness.selection_rates(y_pred, groups)
+    assert ours.keys() == set(frame.by_group.index)
+    assert all(abs(ours[g] - frame.by_group[g]) <= TOL for g in ours)
+
+
+@pytest.mark.parametrize("rate", [0.1, 0.35, 0.8])
+def test_group_thresholds_equalise_selection_rates(rate):
+    rng = np.random.default_rng(3)
+    groups = rng.choice(["a", "b", "c"], 500)
+    scores = rng.random(500) + 0.3 * (groups == "a")
+    cutoffs = fairness.group_thresholds(scores, groups, rate)
+    for group, cutoff in cutoffs.items():
+        selected = np.sum(scores[groups == group] >= cutoff)
+        assert abs(selected - rate * np.sum(groups == group)) <= 1
+
+
+@pytest.mark.parametrize("seed", range(5))
 def test_reweighing_makes_group_and_label_independent(seed):
     y_true, _, groups = random_case(seed)
     weights = fairness.reweighing_weights(y_true, groups)

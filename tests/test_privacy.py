@@ -74,6 +74,17 @@ def test_clip_and_noise_bounds_each_example_and_adds_the_right_noise():
         privacy.clip_and_noise(per_sample, max_norm=0, noise_multiplier=1.0)
 
 
+def test_clip_and_noise_on_flattened_rows_equals_the_dict_form():
+    rows = torch.randn(6, 5, generator=torch.Generator().manual_seed(1)) * 3
+    flat = privacy.clip_and_noise(rows, 1.0, 0.7, torch.Generator().manual_seed(2))
+    split = privacy.clip_and_noise({"a": rows[:, :2], "b": rows[:, 2:]}, 1.0, 0.0)
+    noiseless = privacy.clip_and_noise(rows, 1.0, 0.0)
+    torch.testing.assert_close(noiseless, torch.cat([split["a"], split["b"]]))
+    assert flat.shape == (5,) and not torch.equal(flat, noiseless)
+    with pytest.raises(ValueError, match="shape"):
+        privacy.clip_and_noise(torch.ones(3), 1.0, 0.0)
+
+
 def test_dp_sgd_learns_and_counts_its_steps():
     rng = np.random.default_rng(0)
     X = rng.normal(size=(400, 4)).astype(np.float32)

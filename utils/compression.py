@@ -62,6 +62,18 @@ def magnitude_mask(weights: list[torch.Tensor], sparsity: float) -> list[torch.T
     return [w.detach().abs() > threshold for w in weights]
 
 
+def global_mask(model: nn.Module, sparsity: float) -> dict[str, torch.Tensor]:
+    """{name: keep-mask} for every parameter named ``*weight``, ranked together by |w| (biases are not pruned).
+
+    >>> layer = nn.Linear(2, 2)
+    >>> _ = layer.weight.data.copy_(torch.tensor([[0.1, -3.0], [2.0, 0.5]]))
+    >>> global_mask(layer, 0.5)["weight"].tolist()
+    [[False, True], [True, False]]
+    """
+    weights = {name: p for name, p in model.named_parameters() if name.endswith("weight")}
+    return dict(zip(weights, magnitude_mask(list(weights.values()), sparsity)))
+
+
 def linear_layers(model: nn.Module) -> list[nn.Linear]:
     return [module for module in model.modules() if isinstance(module, nn.Linear)]
 

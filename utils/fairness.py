@@ -54,6 +54,31 @@ def group_rates(y_true, y_pred, *, sensitive_features) -> pd.DataFrame:
     return pd.DataFrame(rows).T.rename_axis("group")
 
 
+def selection_rates(y_pred, sensitive_features) -> dict:
+    """{group: share of the group's rows predicted positive}.
+
+    >>> selection_rates([1, 0, 1, 1], ["a", "a", "b", "b"])
+    {'a': 0.5, 'b': 1.0}
+    """
+    y_pred = _binary("y_pred", y_pred)
+    groups = _groups(sensitive_features, len(y_pred))
+    return {group.item() if hasattr(group, "item") else group: float(y_pred[groups == group].mean())
+            for group in np.unique(groups)}
+
+
+def group_thresholds(scores, sensitive_features, rate: float) -> dict:
+    """{group: threshold} so that ``scores >= threshold`` selects the top ``rate`` share of each group.
+
+    Equal selection rates by construction (demographic parity), at the price of different cut-offs.
+    """
+    scores = np.asarray(scores, dtype=float)
+    if not 0 < rate < 1:
+        raise ValueError(f"rate must be strictly between 0 and 1, got {rate}")
+    groups = _groups(sensitive_features, len(scores))
+    return {group.item() if hasattr(group, "item") else group: float(np.quantile(scores[groups == group], 1 - rate))
+            for group in np.unique(groups)}
+
+
 def demographic_parity_difference(y_true, y_pred, *, sensitive_features) -> float:
     """Largest minus smallest selection rate across groups (0 means equal selection rates).
 

@@ -140,15 +140,24 @@ def per_sample_gradients(model: torch.nn.Module, loss_fn, X: torch.Tensor, y: to
     return vmap(grad(loss_of_one), in_dims=(None, 0, 0))(parameters, X, y)
 
 
-def clip_and_noise(per_sample: dict[str, torch.Tensor], max_norm: float, noise_multiplier: float,
-                   generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+def clip_and_noise(per_sample: dict[str, torch.Tensor] | torch.Tensor, max_norm: float, noise_multiplier: float,
+                   generator: torch.Generator | None = None) -> dict[str, torch.Tensor] | torch.Tensor:
     """DP-SGD's private gradient sum: clip each example's whole gradient to L2 norm ``max_norm``, sum, add noise.
 
     The noise is N(0, (noise_multiplier * max_norm)^2) on every coordinate: clipping bounds each
     example's influence (the sensitivity) to ``max_norm``. Divide by the expected batch size to average.
+    ``per_sample`` is a dict of per-example gradients (one leading row per example, as from
+    :func:`per_sample_gradients`), or one ``(n, d)`` tensor of flattened gradients, which gives a ``(d,)`` tensor.
+
+    >>> clip_and_noise(torch.tensor([[3.0, 4.0], [0.3, 0.4]]), 1.0, 0.0)
+    tensor([0.9000, 1.2000])
     """
     if not max_norm > 0:
         raise ValueError(f"max_norm must be positive, got {max_norm}")
+    if isinstance(per_sample, torch.Tensor):
+        if per_sample.dim() != 2:
+            raise ValueError(f"expected one flattened gradient per row, shape (n, d); got {tuple(per_sample.shape)}")
+        return clip_and_noise({"rows": per_sample}, max_norm, noise_multiplier, generator)["rows"]
     norms = torch.sqrt(sum(g.flatten(1).pow(2).sum(dim=1) for g in per_sample.values()))
     factors = (max_norm / (norms + 1e-12)).clamp(max=1.0)
     noisy = {}

@@ -106,17 +106,17 @@ def dockerfile_problems(text: str) -> list[str]:
     return problems
 
 
-def create_app(artifact_dir: Path | str, *, max_batch: int = 256):
-    """The FastAPI service for one artifact: POST /predict, GET /health, GET /metrics."""
-    from fastapi import FastAPI, Request
-    from fastapi.exceptions import RequestValidationError
-    from fastapi.responses import JSONResponse, Response
-    from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
-    from pydantic import BaseModel, ConfigDict, field_validator
+def request_schema(features: int, max_batch: int, *, low: float = -math.inf, high: float = math.inf):
+    """The pydantic body of ``POST /predict``: ``{"instances": [[features floats], ...]}``, 1 to ``max_batch`` rows.
 
-    model, manifest = load_artifact(Path(artifact_dir))
-    version, features = manifest["version"], manifest["input"]["features"]
-    low, high = manifest["input"]["min"], manifest["input"]["max"]
+    Strict types (no strings or booleans posing as numbers), no unknown fields, every value finite and
+    within [low, high]. A validator raises ``ValueError``, which FastAPI answers with 422 and the reason.
+
+    >>> schema = request_schema(2, 4)
+    >>> schema.model_validate({"instances": [[0.5, 1.0]]}).instances
+    [[0.5, 1.0]]
+    """
+    from pydantic import BaseModel, ConfigDict, field_validator
 
     class PredictRequest(BaseModel):
         """A batch of rows; strict types (no strings or booleans posing as numbers), no unknown fields."""
@@ -138,6 +138,36 @@ def create_app(artifact_dir: Path | str, *, max_batch: int = 256):
                 if min(row) < low or max(row) > high:
                     raise ValueError(f"row {i} has values outside [{low}, {high}], the range the model was trained on")
             return rows
+
+    return PredictRequest
+
+
+def onnx_parity(model: nn.Module, session, X: np.ndarray) -> float:
+    """Largest absolute difference between the raw outputs of ``model`` and an ONNX Runtime ``session`` on ``X``.
+
+    Compare logits, not predicted classes: an argmax hides drift until it flips a decision.
+    The session's input is named ``"x"``, as lesson 14 names it when exporting.
+    """
+    X = np.asarray(X, dtype=np.float32)
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        ours = model(torch.as_tensor(X)).numpy()
+    model.train(was_training)
+    return float(np.abs(ours - session.run(None, {"x": X})[0]).max())
+
+
+def create_app(artifact_dir: Path | str, *, max_batch: int = 256):
+    """The FastAPI service for one artifact: POST /predict, GET /health, GET /metrics."""
+    from fastapi import FastAPI, Request
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse, Response
+    from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+    model, manifest = load_artifact(Path(artifact_dir))
+    version, features = manifest["version"], manifest["input"]["features"]
+    low, high = manifest["input"]["min"], manifest["input"]["max"]
+
+    PredictRequest = request_schema(features, max_batch, low=low, high=high)
 
     registry = CollectorRegistry()
     requests = Counter("requests", "Requests by endpoint and status", ["endpoint", "status"], registry=registry)

@@ -1,6 +1,12 @@
-"""Lab checks: ``from utils.checks import check``. Each lesson's checks live in its own module."""
+"""Lab checks: ``from utils.checks import check``. Each lesson's checks live in ``lessonNN.py``, found by name."""
 
-from utils.checks.core import CheckFailed, Checker, check, register, registered_checks
-from utils.checks import lesson01, lesson03, lesson08, lesson09, lesson10, lesson11, lesson14  # noqa: F401  (importing registers each lesson's checks)
+import importlib
+import pkgutil
 
-__all__ = ["CheckFailed", "Checker", "check", "register", "registered_checks"]
+from utils.checks.core import CheckFailed, Mistake, check, registered_checks, spec_of
+
+for _module in pkgutil.iter_modules(__path__):
+    if _module.name.startswith("lesson"):
+        importlib.import_module(f"{__name__}.{_module.name}")  # importing a lesson module registers its checks
+
+__all__ = ["CheckFailed", "Mistake", "check", "registered_checks", "spec_of"]

@@ -1,91 +1,197 @@
-"""Checks for lab 10 (fairness): selection rates, DP and EO differences, reweighing, group thresholds."""
+"""Checks for lab 10 (fairness): selection_rates, demographic_parity_difference, equalized_odds_difference,
+reweighing_weights, group_thresholds."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from utils import fairness
-from utils.checks.core import Checker, format_value as fmt, register
+from utils.checks.core import Case, Mistake, Spec, format_value as fmt, register
 
 GROUPS = np.array(["a"] * 12 + ["b"] * 8 + ["c"] * 5)
 Y_TRUE = np.array([1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 1, 1, 0, 0, 0, 0, 0, 0, 1, 1, 1, 0, 0])
 Y_PRED = np.array([1, 1, 1, 0, 1, 1, 0, 0, 0, 1, 0, 0, 1, 0, 0, 1, 0, 0, 0, 0, 0, 1, 1, 1, 0])
 
 
-def _rates(y_pred, groups):
-    return {g: float(y_pred[groups == g].mean()) for g in np.unique(groups)}
+def _random_groups(seed: int, n: int, labels, never_selected=None):
+    """Groups, true labels and predictions with every group holding both labels; one group may never be selected."""
+    rng = np.random.default_rng(seed)
+    groups = rng.permutation(np.r_[np.repeat(labels, 2), rng.choice(labels, n - 2 * len(labels))])
+    y_true = rng.integers(0, 2, n)
+    for label in labels:  # both classes in every group
+        rows = np.flatnonzero(groups == label)
+        y_true[rows[:2]] = [0, 1]
+    bias = np.array([0.15 * i for i in range(len(labels))])[np.searchsorted(np.sort(labels), groups)]
+    y_pred = (rng.random(n) < 0.2 + 0.4 * y_true + bias).astype(int)
+    if never_selected is not None:
+        y_pred[groups == never_selected] = 0
+    return groups, y_true, y_pred
 
 
-@register("10.selection_rates")
-def _selection_rates(c: Checker) -> None:
-    got = c.call(Y_PRED, GROUPS)
-    if not isinstance(got, dict) or sorted(map(str, got)) != ["a", "b", "c"]:
-        c.fail(f"expected a dict with one entry per group ('a', 'b', 'c'), got {fmt(got)}.",
-               "Return {group: selection rate} for every distinct value in groups.")
-    expected = _rates(Y_PRED, GROUPS)
-    keys = sorted(expected)
-    c.expect_close([got[k] for k in keys], [expected[k] for k in keys],
-                   case=f"y_pred={fmt(Y_PRED)}, groups a/b/c of sizes 12/8/5 (values in order a, b, c)",
-                   hint="Selection rate = share of the group's rows predicted positive (mean of y_pred in the group).",
-                   diagnose=(([float(Y_PRED[GROUPS == k].sum() / len(Y_PRED)) for k in keys],
-                              "Divide by the group's size, not by the number of all rows."),))
+def _cases(make) -> list[Case]:
+    cases = [make(GROUPS, Y_TRUE, Y_PRED, "25 rows, groups a/b/c of sizes 12/8/5")]
+    for seed, n, labels, never in ((1001, 40, np.array([0, 1]), None), (1002, 120, np.array(["x", "y", "z", "w"]), "w"),
+                                   (1003, 600, np.array(["f", "m", "nb"]), None)):
+        groups, y_true, y_pred = _random_groups(seed, n, labels, never)
+        note = f", group {never!r} never selected" if never is not None else ""
+        cases.append(make(groups, y_true, y_pred, f"{n} rows, groups {fmt(list(labels))}{note}"))
+    return cases
 
 
-@register("10.dp_difference")
-def _dp_difference(c: Checker) -> None:
-    for groups in (GROUPS, np.where(GROUPS == "c", "b", GROUPS)):
-        expected = fairness.demographic_parity_difference(Y_TRUE, Y_PRED, sensitive_features=groups)
-        c.expect_close(c.call(Y_PRED, groups), expected,
-                       case=f"y_pred={fmt(Y_PRED)} with {len(np.unique(groups))} groups",
-                       hint="Largest selection rate minus smallest, over all groups.",
-                       diagnose=((fairness.demographic_parity_ratio(Y_TRUE, Y_PRED, sensitive_features=groups),
-                                  "That is the ratio (smallest / largest); the difference was asked."),
-                                 (abs(_rates(Y_PRED, groups)["a"] - _rates(Y_PRED, groups)["b"]),
-                                  "Compare every group, not only the first two."),))
+# --- 10.selection_rates ---
+
+def rates_over_all_rows(y_pred, groups):
+    return {g: float(y_pred[groups == g].sum() / len(y_pred)) for g in np.unique(groups)}
 
 
-@register("10.eo_difference")
-def _eo_difference(c: Checker) -> None:
-    rates = fairness.group_rates(Y_TRUE, Y_PRED, sensitive_features=GROUPS)
-    tpr_gap, fpr_gap = np.ptp(rates["TPR"]), np.ptp(rates["FPR"])
-    c.expect_close(c.call(Y_TRUE, Y_PRED, GROUPS), max(tpr_gap, fpr_gap),
-                   case=f"y_true={fmt(Y_TRUE)}, y_pred={fmt(Y_PRED)}, three groups",
-                   hint="Compute the TPR gap (max - min over groups) and the FPR gap; return the larger.",
-                   diagnose=((tpr_gap, "That is the TPR gap alone (equal opportunity); include the FPR gap."),
-                             (fpr_gap, "That is the FPR gap alone; take the larger of the TPR and FPR gaps."),
-                             ((tpr_gap + fpr_gap) / 2, "Take the larger of the two gaps, not their mean."),))
+def counts_not_rates(y_pred, groups):
+    return {g: float(y_pred[groups == g].sum()) for g in np.unique(groups)}
 
 
-@register("10.reweighing")
-def _reweighing(c: Checker) -> None:
-    expected = fairness.reweighing_weights(Y_TRUE, GROUPS)
-    got = c.call(Y_TRUE, GROUPS)
-    p_label = np.array([np.mean(Y_TRUE == y) for y in Y_TRUE])
-    p_group = np.array([np.mean(GROUPS == g) for g in GROUPS])
-    c.expect_close(got, expected, case=f"y={fmt(Y_TRUE)}, groups a/b/c",
-                   hint="w = P(group) * P(label) / P(group, label), computed on these rows.",
-                   diagnose=((1 / expected, "Upside down: P(group) P(label) goes on top, P(group, label) below."),
-                             (1 / p_label, "Those weights balance the labels, not group and label."),
-                             (1 / p_group, "Those weights balance the groups, not group and label."),))
+def rates_of_y_pred_zero(y_pred, groups):
+    return {g: float(np.mean(y_pred[groups == g] == 0)) for g in np.unique(groups)}
 
 
-@register("10.group_thresholds")
-def _group_thresholds(c: Checker) -> None:
-    scores = np.random.default_rng(10).permutation(np.linspace(0.01, 0.99, len(GROUPS)))
-    shifted = np.clip(scores + np.where(GROUPS == "a", 0.3, 0.0), 0, 1)  # group a scores higher
-    for rate in (0.4, 0.25):
-        thresholds = c.call(shifted, GROUPS, rate)
-        if not isinstance(thresholds, dict) or sorted(map(str, thresholds)) != ["a", "b", "c"]:
-            c.fail(f"expected a dict {{group: threshold}} for groups a, b, c, got {fmt(thresholds)}.",
-                   "Return one threshold per group.")
-        selected = {g: int(np.sum(shifted[GROUPS == g] >= thresholds[g])) for g in ("a", "b", "c")}
-        sizes = {g: int(np.sum(GROUPS == g)) for g in ("a", "b", "c")}
-        wanted = {g: round(rate * n, 1) for g, n in sizes.items()}
-        if any(abs(selected[g] - wanted[g]) > 1 for g in selected):
-            inverted = all(abs(selected[g] - (1 - rate) * sizes[g]) <= 1 for g in selected)
-            c.fail(f"for target rate {rate}: selecting scores >= your thresholds picks {selected} rows per group "
-                   f"of sizes {sizes}; expected about {wanted} (within one row).",
-                   "You selected the share 1 - rate: the threshold is np.quantile(group_scores, 1 - rate)."
-                   if inverted else
-                   "Within each group, take the score above which the top `rate` share of that group lies; "
-                   "a single threshold for everyone cannot equalise the rates.")
+register(Spec(
+    "10.selection_rates", fairness.selection_rates,
+    lambda: _cases(lambda groups, y_true, y_pred, label: Case((y_pred, groups), label)),
+    hint="Selection rate = share of the group's rows predicted positive (mean of y_pred within the group).",
+    mistakes=(
+        Mistake(rates_over_all_rows, "Divide by the group's size, not by the number of all rows."),
+        Mistake(counts_not_rates, "Return rates (shares between 0 and 1), not counts."),
+        Mistake(rates_of_y_pred_zero, "Count the rows predicted positive (y_pred == 1), not negative."),
+    )))
+
+
+# --- 10.demographic_parity_difference ---
+
+def _dp_difference(y_pred, groups):
+    return fairness.demographic_parity_difference(y_pred, y_pred, sensitive_features=groups)
+
+
+def dp_ratio_not_difference(y_pred, groups):
+    return fairness.demographic_parity_ratio(y_pred, y_pred, sensitive_features=groups)
+
+
+def dp_first_two_groups(y_pred, groups):
+    first, second = np.unique(groups)[:2]
+    return float(abs(y_pred[groups == first].mean() - y_pred[groups == second].mean()))
+
+
+register(Spec(
+    "10.demographic_parity_difference", _dp_difference,
+    lambda: _cases(lambda groups, y_true, y_pred, label: Case((y_pred, groups), label)),
+    hint="Largest selection rate minus smallest, over all groups.",
+    mistakes=(
+        Mistake(dp_ratio_not_difference, "That is the ratio (smallest / largest); the difference was asked."),
+        Mistake(dp_first_two_groups, "Compare every group, not only the first two."),
+    )))
+
+
+# --- 10.equalized_odds_difference ---
+
+def _eo_difference(y_true, y_pred, groups):
+    return fairness.equalized_odds_difference(y_true, y_pred, sensitive_features=groups)
+
+
+def eo_tpr_only(y_true, y_pred, groups):
+    return fairness.equal_opportunity_difference(y_true, y_pred, sensitive_features=groups)
+
+
+def eo_fpr_only(y_true, y_pred, groups):
+    rates = fairness.group_rates(y_true, y_pred, sensitive_features=groups)
+    return float(rates["FPR"].max() - rates["FPR"].min())
+
+
+def eo_mean_of_gaps(y_true, y_pred, groups):
+    rates = fairness.group_rates(y_true, y_pred, sensitive_features=groups)
+    return float((np.ptp(rates["TPR"]) + np.ptp(rates["FPR"])) / 2)
+
+
+register(Spec(
+    "10.equalized_odds_difference", _eo_difference,
+    lambda: _cases(lambda groups, y_true, y_pred, label: Case((y_true, y_pred, groups), label)),
+    hint="Compute the TPR gap (max - min over groups) and the FPR gap; return the larger.",
+    mistakes=(
+        Mistake(eo_tpr_only, "That is the TPR gap alone (equal opportunity); include the FPR gap."),
+        Mistake(eo_fpr_only, "That is the FPR gap alone; take the larger of the TPR and FPR gaps."),
+        Mistake(eo_mean_of_gaps, "Take the larger of the two gaps, not their mean."),
+    )))
+
+
+# --- 10.reweighing_weights ---
+
+def weights_upside_down(y, groups):
+    return 1 / fairness.reweighing_weights(y, groups)
+
+
+def weights_balance_labels(y, groups):
+    return np.array([1 / np.mean(y == label) for label in y])
+
+
+def weights_balance_groups(y, groups):
+    return np.array([1 / np.mean(groups == g) for g in groups])
+
+
+register(Spec(
+    "10.reweighing_weights", fairness.reweighing_weights,
+    lambda: _cases(lambda groups, y_true, y_pred, label: Case((y_true, groups), label)),
+    hint="w = P(group) * P(label) / P(group, label), computed on these rows, one weight per row.",
+    mistakes=(
+        Mistake(weights_upside_down, "Upside down: P(group) P(label) goes on top, P(group, label) below."),
+        Mistake(weights_balance_labels, "Those weights balance the labels, not group and label."),
+        Mistake(weights_balance_groups, "Those weights balance the groups, not group and label."),
+    )))
+
+
+# --- 10.group_thresholds: any threshold selecting within one row of rate x group size is right ---
+
+def _selected_per_group(thresholds, args) -> dict:
+    """Rows selected per group; a count within one row of the target reads as the target itself."""
+    scores, groups, rate = args
+    counts = {}
+    for group in np.unique(groups):
+        target = rate * np.sum(groups == group)
+        selected = int(np.sum(scores[groups == group] >= thresholds[str(group)]))
+        counts[str(group)] = round(float(target), 1) if abs(selected - target) <= 1 else selected
+    return counts
+
+
+def _string_keys(thresholds) -> dict:
+    return {str(k): v for k, v in thresholds.items()} if isinstance(thresholds, dict) else thresholds
+
+
+def one_global_threshold(scores, groups, rate):
+    threshold = float(np.quantile(scores, 1 - rate))
+    return {g: threshold for g in np.unique(groups)}
+
+
+def quantile_at_rate(scores, groups, rate):
+    return {g: float(np.quantile(scores[groups == g], rate)) for g in np.unique(groups)}
+
+
+def _threshold_cases() -> list[Case]:
+    rng = np.random.default_rng(1004)
+    cases = []
+    for n, labels, rate in ((25, ["a", "b", "c"], 0.4), (25, ["a", "b", "c"], 0.25), (200, ["f", "m"], 0.1),
+                            (90, ["x", "y", "z"], 0.7)):
+        groups = rng.permutation(np.r_[np.array(labels * 5), rng.choice(labels, n - 5 * len(labels))])
+        scores = rng.permutation(np.linspace(-0.5, 1.5, n))  # distinct scores, some negative
+        scores = scores + np.where(groups == labels[0], 0.3, 0.0)  # the first group scores higher
+        sizes = {g: int(np.sum(groups == g)) for g in labels}
+        cases.append(Case((scores, groups, rate), f"{n} distinct scores, group sizes {sizes}, rate={rate}: rows "
+                          "selected per group (within one row of rate x size)", atol=0))
+    return cases
+
+
+register(Spec(
+    "10.group_thresholds", fairness.group_thresholds, _threshold_cases,
+    measure=lambda thresholds, args: _selected_per_group(_string_keys(thresholds), args),
+    hint="Within each group, take the score above which the top `rate` share of that group lies: "
+         "np.quantile(group_scores, 1 - rate).",
+    mistakes=(
+        Mistake(one_global_threshold, "A single threshold for everyone cannot equalise the rates: compute one "
+                                      "threshold per group, from that group's scores."),
+        Mistake(quantile_at_rate, "You selected the share 1 - rate: the threshold is np.quantile(group_scores, "
+                                  "1 - rate)."),
+    )))
