@@ -6,8 +6,12 @@
 - ``utils.train``   a small training loop for torch classifiers
 - ``utils.metrics`` evaluation metrics built from scratch
 - ``utils.plots``   one consistent look for the course's figures
+- ``utils.show``    renders the source of a from-scratch function in a notebook
 - ``utils.checks``  the lab checks
 - ``utils.labs``    builds ``labs/`` from ``solutions/``
+- ``utils.lm``      the course's small language model, its corpus and trained weights (lessons 04 onwards)
+- one module per topic: ``augment``, ``regularize``, ``compression``, ``bench``, ``explain``, ``fairness``,
+  ``privacy``, ``serving``
 """
 
 __version__ = "0.1.0"

@@ -7,6 +7,7 @@ A callback is any object with optional methods
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -161,3 +162,50 @@ class EarlyStopping:
     def on_train_end(self, history: History, model: nn.Module) -> None:
         if self.restore_best and self.best_state is not None:
             model.load_state_dict(self.best_state)
+
+
+def warmup_cosine(step: int, warmup: int, total: int, peak_lr: float, min_lr: float = 0.0) -> float:
+    """Learning rate at ``step`` (0-based): linear warm-up to ``peak_lr`` over ``warmup`` steps, then cosine decay
+    to ``min_lr`` at step ``total``.
+
+    Warm-up: ``peak_lr * (step + 1) / warmup``, so step ``warmup - 1`` reaches the peak; decay: at step
+    ``warmup + j`` the rate is ``min_lr + (peak_lr - min_lr) * (1 + cos(pi * j / (total - warmup))) / 2``.
+    Equal to ``SequentialLR([LinearLR(start_factor=1 / warmup, total_iters=warmup - 1),
+    CosineAnnealingLR(T_max=total - warmup, eta_min=min_lr)], milestones=[warmup])``.
+
+    >>> [round(warmup_cosine(s, warmup=2, total=6, peak_lr=1.0), 3) for s in range(7)]
+    [0.5, 1.0, 1.0, 0.854, 0.5, 0.146, 0.0]
+    """
+    if not 0 < warmup < total:
+        raise ValueError(f"need 0 < warmup < total, got warmup={warmup}, total={total}")
+    if step < warmup:
+        return peak_lr * (step + 1) / warmup
+    progress = min(step - warmup, total - warmup) / (total - warmup)
+    return min_lr + (peak_lr - min_lr) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def warmup_cosine_scheduler(optimizer: torch.optim.Optimizer, warmup: int, total: int, min_lr: float = 0.0):
+    """PyTorch's schedulers composing :func:`warmup_cosine` (what a practitioner writes): LinearLR, then
+    CosineAnnealingLR, in a SequentialLR. Call ``scheduler.step()`` after each ``optimizer.step()``."""
+    from torch.optim import lr_scheduler
+
+    if not 0 < warmup < total:
+        raise ValueError(f"need 0 < warmup < total, got warmup={warmup}, total={total}")
+    return lr_scheduler.SequentialLR(optimizer, [
+        lr_scheduler.LinearLR(optimizer, start_factor=1 / warmup, end_factor=1.0, total_iters=max(warmup - 1, 1)),
+        lr_scheduler.CosineAnnealingLR(optimizer, T_max=total - warmup, eta_min=min_lr)], milestones=[warmup])
+
+
+def accumulated_gradients(model: nn.Module, loss_fn, X: torch.Tensor, y: torch.Tensor,
+                          micro_batches: int) -> dict[str, torch.Tensor]:
+    """Gradients of the mean loss over (X, y), computed in ``micro_batches`` equal slices (gradient accumulation).
+
+    Each slice's mean loss is divided by the number of slices before ``backward`` so that the summed
+    gradients equal one full batch's; ``zero_grad`` happens once, before the first slice.
+    """
+    if micro_batches < 1 or len(X) % micro_batches:
+        raise ValueError(f"{len(X)} rows cannot be cut into {micro_batches} equal micro-batches")
+    model.zero_grad(set_to_none=True)
+    for X_part, y_part in zip(X.chunk(micro_batches), y.chunk(micro_batches)):
+        (loss_fn(model(X_part), y_part) / micro_batches).backward()
+    return {name: p.grad.detach().clone() for name, p in model.named_parameters() if p.grad is not None}
