@@ -26,4 +26,7 @@ TEST_PARAMETERS = {
     "11_privacy_lab": {},
     "14_deployment": {"epochs": 10, "latency_repeats": 50, "n_requests": 300},
     "14_deployment_lab": {},
+    "18_long_sequences": {"lengths": [128, 256, 512], "memory_length": 2048, "bench_repeats": 1, "train_steps": 60,
+                          "eval_multiples": [1, 4]},
+    "18_long_sequences_lab": {},
 }

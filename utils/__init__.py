@@ -10,8 +10,8 @@
 - ``utils.checks``  the lab checks
 - ``utils.labs``    builds ``labs/`` from ``solutions/``
 - ``utils.lm``      the course's small language model, its corpus and trained weights (lessons 04 onwards)
-- one module per topic: ``augment``, ``regularize``, ``compression``, ``bench``, ``explain``, ``fairness``,
-  ``privacy``, ``serving``
+- one module per topic: ``longseq``, ``augment``, ``regularize``, ``compression``, ``bench``, ``explain``,
+  ``fairness``, ``privacy``, ``serving``
 """
 
 __version__ = "0.1.0"
