@@ -26,6 +26,8 @@ TEST_PARAMETERS = {
     "11_privacy_lab": {},
     "14_deployment": {"epochs": 10, "latency_repeats": 50, "n_requests": 300},
     "14_deployment_lab": {},
+    "19_business_value": {"n_customers": 8000, "n_seeds": 2, "n_experiments": 1000},
+    "19_business_value_lab": {},
     "18_long_sequences": {"lengths": [128, 256, 512], "memory_length": 2048, "bench_repeats": 1, "train_steps": 60,
                           "eval_multiples": [1, 4]},
     "18_long_sequences_lab": {},

@@ -10,7 +10,7 @@
 - ``utils.checks``  the lab checks
 - ``utils.labs``    builds ``labs/`` from ``solutions/``
 - ``utils.lm``      the course's small language model, its corpus and trained weights (lessons 04 onwards)
-- one module per topic: ``longseq``, ``augment``, ``regularize``, ``compression``, ``bench``, ``explain``,
+- one module per topic: ``longseq``, ``business``, ``augment``, ``regularize``, ``compression``, ``bench``, ``explain``,
   ``fairness``, ``privacy``, ``serving``
 """
 
