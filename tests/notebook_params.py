@@ -12,7 +12,8 @@ TEST_PARAMETERS = {
     "03_overfitting": {"n_seeds": 3, "n_bagged": 2, "sizes": [50, 800], "widths": [8, 512], "k_folds": 3, "epochs": 60},
     "03_overfitting_lab": {},
     "04_training_efficiency": {"bench_repeats": 2, "demo_steps": 20, "loader_items": 16, "warmup_steps": 16,
-                               "warmup_seeds": 1, "batch_sizes": [8, 32], "scaling_tokens": 16384, "run_compile": False},
+                               "warmup_seeds": 1, "batch_sizes": [8, 32], "scaling_tokens": 16384, "scaling_seeds": 1,
+                               "run_compile": False},
     "04_training_efficiency_lab": {"train_steps": 40},
     "08_compression": {"sparsities": [0.5, 0.8, 0.95], "prune_steps": 2, "temperatures": [1.0, 8.0], "ranks": [4, 64],
                        "bench_repeats": 20},
@@ -29,6 +30,6 @@ TEST_PARAMETERS = {
     "19_business_value": {"n_customers": 8000, "n_seeds": 2, "n_experiments": 1000},
     "19_business_value_lab": {},
     "18_long_sequences": {"lengths": [128, 256, 512], "memory_length": 2048, "bench_repeats": 1, "train_steps": 60,
-                          "eval_multiples": [1, 4]},
+                          "position_seeds": 1, "eval_multiples": [1, 4]},
     "18_long_sequences_lab": {},
 }
