@@ -63,3 +63,35 @@ def test_check_command_names_stale_and_orphan_labs(tmp_path, capsys):
 def test_cli_check_exits_zero_when_in_sync(capsys):
     assert labs.main(["check"]) == 0
     assert "up to date" in capsys.readouterr().out
+
+
+def test_make_lab_serves_the_whole_course_with_the_learners_workspace():
+    """`make lab` runs labs.serve_command(): the file browser must reach notebooks/ and workspace/, not only one."""
+    import json
+    import subprocess
+    import time
+    import urllib.request
+
+    from utils.serving import free_port
+
+    (labs.ROOT / "workspace").mkdir(exist_ok=True)
+    port = free_port()
+    command = labs.serve_command(port=port, open_browser=False) + ["--IdentityProvider.token=", "--ServerApp.password="]
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline, names = time.monotonic() + 120, None
+        while time.monotonic() < deadline and names is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/contents", timeout=5) as response:
+                    names = {item["name"] for item in json.load(response)["content"]}
+            except OSError:
+                assert server.poll() is None, "jupyter lab exited before it served"
+                time.sleep(0.5)
+        assert names is not None, "jupyter lab did not answer within 120 s"
+        assert {"notebooks", "workspace", "labs", "solutions"} <= names
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()

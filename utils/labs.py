@@ -6,6 +6,7 @@ markers becomes "*Your answer here.*". Outputs are stripped.
 
     python -m utils.labs build   # write labs/ from solutions/
     python -m utils.labs check   # exit 1, naming the notebooks, when labs/ is stale
+    python -m utils.labs serve   # JupyterLab over the whole course (what `make lab` runs)
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from __future__ import annotations
 import argparse
 import ast
 import copy
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -119,10 +122,27 @@ def answer_functions(path: Path) -> dict[str, object]:
     return {name: value for name, value in namespace.items() if callable(value) and not name.startswith("_")}
 
 
+def serve_command(root: Path = ROOT, *, port: int | None = None, open_browser: bool = True) -> list[str]:
+    """The JupyterLab command ``make lab`` runs: served from the repository root, so that notebooks/, labs/,
+    solutions/ and the learner's workspace/ are all in the file browser, opening lesson 00."""
+    command = [sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={root}",
+               "--LabApp.default_url=/lab/tree/notebooks/00_start_here.ipynb"]
+    if port is not None:
+        command.append(f"--ServerApp.port={port}")
+    if not open_browser:
+        command.append("--no-browser")
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        command.append("--allow-root")
+    return command
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m utils.labs", description=__doc__.split("\n\n")[0])
-    parser.add_argument("command", choices=["build", "check"])
+    parser.add_argument("command", choices=["build", "check", "serve"])
     args = parser.parse_args(argv)
+    if args.command == "serve":
+        (ROOT / "workspace").mkdir(exist_ok=True)
+        return subprocess.call(serve_command())
     if args.command == "build":
         for path in build():
             print(f"wrote {path.relative_to(ROOT)}")

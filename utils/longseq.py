@@ -121,7 +121,7 @@ def alibi_bias(n: int, slopes: torch.Tensor) -> torch.Tensor:
     [[0.0, -inf, -inf], [-0.5, 0.0, -inf], [-1.0, -0.5, 0.0]]
     """
     distance = (torch.arange(n)[:, None] - torch.arange(n)[None, :]).to(torch.float32)
-    bias = -torch.as_tensor(slopes, dtype=torch.float32)[:, None, None] * distance
+    bias = -torch.as_tensor(slopes, dtype=torch.float32)[:, None, None] * distance + 0.0  # + 0.0: no -0.0 on the diagonal
     return bias.masked_fill(distance < 0, float("-inf"))
 
 
