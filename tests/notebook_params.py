@@ -30,6 +30,6 @@ TEST_PARAMETERS = {
     "19_business_value": {"n_customers": 8000, "n_seeds": 2, "n_experiments": 1000},
     "19_business_value_lab": {},
     "18_long_sequences": {"lengths": [128, 256, 512], "memory_length": 2048, "bench_repeats": 1, "train_steps": 60,
-                          "position_seeds": 1, "eval_multiples": [1, 4]},
+                          "position_seeds": 1, "eval_multiples": [1, 4], "needle_trials": 16},
     "18_long_sequences_lab": {},
 }

@@ -379,7 +379,11 @@ def evaluate_bpb(model: GPT, data: torch.Tensor, *, batches: int = 20, batch_siz
 
 def train_lm(model: GPT, data: torch.Tensor, *, steps: int, batch_size: int = 32, lr: float = 3e-3,
              warmup: int = 50, seed: int = 0, log_every: int = 0) -> list[float]:
-    """AdamW with linear warm-up and cosine decay; returns the training loss (nats) of every step."""
+    """AdamW with linear warm-up and cosine decay; returns the training loss (nats) of every step.
+
+    On a CUDA device the forward pass runs under bf16 autocast (weights and optimizer state stay fp32);
+    on a CPU it stays fp32, where bf16 is slower (lesson 04, section 6).
+    """
     from utils.train import warmup_cosine
 
     generator, device = torch.Generator().manual_seed(seed), next(model.parameters()).device
@@ -390,7 +394,8 @@ def train_lm(model: GPT, data: torch.Tensor, *, steps: int, batch_size: int = 32
     model.train()
     losses = []
     for step in range(steps):
-        _, loss = model(*random_batch(data, batch_size, model.config.context, generator, device))
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):  # bf16 on GPUs
+            _, loss = model(*random_batch(data, batch_size, model.config.context, generator, device))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         nn.utils.clip_grad_norm_(model.parameters(), 1.0)

@@ -112,6 +112,11 @@ def npv_discounts_period_zero(cash_flows, rate):
     return float(np.sum(flows / (1 + rate) ** np.arange(1, len(flows) + 1)))
 
 
+def npv_ignores_upfront(cash_flows, rate):
+    flows = np.asarray(cash_flows, dtype=float)
+    return float(np.sum(flows[1:] / (1 + rate) ** np.arange(1, len(flows))))
+
+
 def npv_rate_as_percent(cash_flows, rate):
     return business.npv(cash_flows, rate * 100)
 
@@ -131,6 +136,8 @@ register(Spec(
     mistakes=(
         Mistake(npv_undiscounted, "Discount each period's flow by (1 + rate) ** t: money later is worth less now."),
         Mistake(npv_discounts_period_zero, "The first flow (t = 0, today) is not discounted; start the exponent at 0."),
+        Mistake(npv_ignores_upfront, "Include the flow of period 0, the upfront cost: it is not discounted, but "
+                                     "it counts."),
         Mistake(npv_rate_as_percent, "The rate is a fraction (0.1 for 10%), not a percentage."),
         Mistake(npv_multiplies, "Divide by (1 + rate) ** t; multiplying by (1 - rate) ** t is only close for small "
                                 "rates."),
