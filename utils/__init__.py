@@ -10,6 +10,7 @@
 - ``utils.checks``  the lab checks
 - ``utils.labs``    builds ``labs/`` from ``solutions/``
 - ``utils.course``  the registry of the twenty lessons (lesson 00's map, the README check)
+- ``utils.questions`` the index of the question banks' 135 questions and their lessons (QUESTIONS.md)
 - ``utils.lm``      the course's small language model, its corpus and trained weights (lessons 04 onwards)
 - one module per topic: ``longseq``, ``business``, ``augment``, ``regularize``, ``compression``, ``bench``, ``explain``,
   ``fairness``, ``privacy``, ``serving``
