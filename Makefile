@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 HASH   := $(shell cat requirements.txt pyproject.toml | sha256sum | cut -c1-12)
 STAMP  := $(VENV)/.installed-$(HASH)
 
-.PHONY: lab test test-fast bench labs clean
+.PHONY: lab test test-fast lint bench labs clean
 
 # Your answers live in workspace/ (ignored by git): copied from labs/ once, never overwritten.
 lab: $(STAMP)
@@ -21,6 +21,10 @@ test: $(STAMP)
 # The inner loop: unit tests, doctests and every lab check's tests, without executing notebooks (about a minute).
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -n 2 --ignore=tests/test_notebooks.py
+
+# ruff over utils/, tests/, notebooks/ and solutions/ (config in pyproject.toml); the tests run the same check.
+lint: $(STAMP)
+	$(BIN)/ruff check .
 
 # Executes every notebook with its default parameters and prints the timing table.
 bench: $(STAMP)

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import inspect
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from IPython.display import Code
 
 
-def source(function) -> "IPython.display.Code":
+def source(function) -> "Code":
     """The source of ``function`` (or class), syntax-highlighted when displayed in Jupyter.
 
     Lessons call it where they present a from-scratch implementation that lives in ``utils`` (so that
