@@ -34,9 +34,14 @@ bench: $(STAMP)
 labs: $(STAMP)
 	$(BIN)/python -m utils.labs build
 
+# PyTorch's own wheel index for a CPU-only (or a specific CUDA) build, installed before the rest; empty: PyPI's default.
+TORCH_INDEX_URL ?=
+TORCH_VERSION := $(shell grep -E '^torch==' requirements.txt | cut -d= -f3)
+
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	rm -f $(VENV)/.installed-*
+	$(if $(TORCH_INDEX_URL),$(BIN)/python -m pip install --disable-pip-version-check -q "torch==$(TORCH_VERSION)" --index-url $(TORCH_INDEX_URL))
 	$(BIN)/python -m pip install --disable-pip-version-check -q -r requirements.txt
 	$(BIN)/python -m pip install --disable-pip-version-check -q --no-deps -e .
 	touch $@

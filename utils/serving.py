@@ -252,8 +252,12 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def serve_in_background(artifact_dir: Path | str, *, startup_timeout: float = 30.0):
-    """Start uvicorn on 127.0.0.1 in a child process and wait until /health answers; return (process, base_url)."""
+def serve_in_background(artifact_dir: Path | str, *, startup_timeout: float = 120.0):
+    """Start uvicorn on 127.0.0.1 in a child process and wait until /health answers; return (process, base_url).
+
+    Start-up imports torch and loads the artifact: a few seconds on a quiet machine, far more on a busy
+    2-core one, so the deadline is generous; a healthy server is used as soon as it answers.
+    """
     import subprocess
     import sys
 
