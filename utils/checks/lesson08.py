@@ -196,8 +196,8 @@ def _outputs_and_size(module, args) -> dict:
 
 
 def svd_one_rank_too_many(layer, rank):
-    return compression.low_rank_linear(layer, min(rank + 1, layer.in_features, layer.out_features) if rank + 1 <= min(
-        layer.in_features, layer.out_features) else rank - 1)
+    full = min(layer.in_features, layer.out_features)
+    return compression.low_rank_linear(layer, rank + 1 if rank < full else rank - 1)  # off by one, either way
 
 
 def svd_without_bias(layer, rank):
