@@ -114,3 +114,25 @@ def test_percentiles_of_individual_requests():
     assert percentiles(np.arange(1, 101)) == pytest.approx({"p50": 50.5, "p95": 95.05, "p99": 99.01})
     with pytest.raises(ValueError, match="non-empty"):
         percentiles([])
+
+
+def test_onnx_int8_matches_the_model_and_is_four_times_smaller(tmp_path):
+    import onnx
+    import onnxruntime as ort
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(64, 256), nn.ReLU(), nn.Linear(256, 10)).eval()
+    X = torch.randn(5, 64)
+    fp32_path, int8_path = compression.onnx_int8(model, X, tmp_path)
+    ops = {node.op_type for node in onnx.load(int8_path).graph.node}
+    assert "MatMulInteger" in ops                        # integer kernels, not dequantise-then-float
+    assert int8_path.stat().st_size < fp32_path.stat().st_size / 3
+    with torch.no_grad():
+        expected = model(X).numpy()
+    scale = np.abs(expected).max()
+    # int8 is lossy twice: weights per channel, and each call's activations over their own range
+    for path, atol in ((fp32_path, 1e-5 * scale), (int8_path, 0.15 * scale)):
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        for rows in (X[:1], X):                          # the batch dimension stays dynamic
+            got = session.run(None, {"x": rows.numpy()})[0]
+            np.testing.assert_allclose(got, expected[: len(rows)], atol=atol)

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import copy
 import io
+import logging
+import warnings
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -141,6 +144,40 @@ def quantize_per_channel(weight: torch.Tensor, bits: int = 8) -> tuple[torch.Ten
 def dequantize(q: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     """Back to float: q * scale."""
     return q.to(torch.float32) * scale
+
+
+def onnx_int8(model: nn.Module, example: torch.Tensor, directory) -> tuple[Path, Path]:
+    """Export ``model`` to ONNX (``fp32.onnx``) and write an int8 copy (``int8.onnx``) by ONNX Runtime's
+    dynamic quantisation: int8 weights (one scale per output channel), activations quantised per call, integer matrix multiplies
+    (``MatMulInteger``) on the CPU. The batch dimension stays dynamic. Returns both paths.
+
+    The current exporter annotates intermediate shapes (``value_info``) that the quantiser's shape
+    inference rejects for some graphs; they are recomputed at load time, so they are dropped first.
+    """
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    fp32_path, int8_path = directory / "fp32.onnx", directory / "int8.onnx"
+    model.eval()
+    # the exporter logs, once per process, that optional torchvision operators are not registered
+    logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        program = torch.onnx.export(model, (example,), dynamo=True, verbose=False, input_names=["x"],
+                                    output_names=["logits"], dynamic_shapes=({0: torch.export.Dim("batch")},))
+    graph = program.model_proto
+    graph.graph.ClearField("value_info")
+    onnx.save(graph, fp32_path)
+    quantizer_log = logging.getLogger()  # the quantiser advises pre-processing through the root logger
+    level = quantizer_log.level
+    quantizer_log.setLevel(logging.ERROR)
+    try:
+        quantize_dynamic(fp32_path, int8_path, weight_type=QuantType.QInt8, per_channel=True)
+    finally:
+        quantizer_log.setLevel(level)
+    return fp32_path, int8_path
 
 
 # --- low rank ---
