@@ -7,7 +7,7 @@ Keys are notebook names without ``.ipynb``; a notebook missing here runs with it
 
 TEST_PARAMETERS = {
     "00_start_here": {"epochs": 5},
-    "01_evaluation": {"n_repeats": 8},
+    "01_evaluation": {"n_repeats": 8, "n_boot": 200, "leak_seeds": 1, "rare_draws": 5},
     "01_evaluation_lab": {},
     "03_overfitting": {"n_seeds": 3, "n_bagged": 2, "sizes": [50, 800], "widths": [8, 512], "k_folds": 3, "epochs": 60,
                        "adamw_decays": [0.01, 3.0], "rf_features": [30, 100, 300, 3000]},

@@ -154,3 +154,30 @@ def test_expected_value_counts_each_outcome_and_ties_as_positive():
     assert metrics.expected_value(y, p, 0.5, value) == pytest.approx((50 - 10 - 1 + 0.5) / 4)
     with pytest.raises(ValueError, match="missing"):
         metrics.expected_value(y, p, 0.5, {"tp": 1})
+
+
+def test_bootstrap_ci_matches_scipy_and_the_binomial_formula():
+    from scipy import stats
+
+    rng = np.random.default_rng(0)
+    y_true = rng.integers(0, 2, 2000)
+    y_pred = np.where(rng.random(2000) < 0.85, y_true, 1 - y_true)          # about 85% accurate
+    accuracy = lambda t, p: np.mean(t == p)
+    ours = metrics.bootstrap_ci(y_true, y_pred, accuracy, n_boot=2000, seed=1)
+    theirs = stats.bootstrap((y_true, y_pred), accuracy, paired=True, vectorized=False, n_resamples=2000,
+                             method="percentile", confidence_level=0.95, random_state=2).confidence_interval
+    assert abs(ours["low"] - theirs.low) < 0.006 and abs(ours["high"] - theirs.high) < 0.006
+    p = ours["estimate"]
+    assert ours["std"] == pytest.approx(np.sqrt(p * (1 - p) / 2000), rel=0.1)
+    assert ours["low"] < p < ours["high"]
+
+
+def test_bootstrap_ci_skips_undefined_resamples_and_refuses_bad_input():
+    y = np.r_[np.ones(3), np.zeros(97)].astype(int)
+    scores = np.linspace(0, 1, 100)
+    ci = metrics.bootstrap_ci(y, scores, metrics.roc_auc, n_boot=300)      # some resamples lack a positive
+    assert 0 <= ci["low"] <= ci["high"] <= 1
+    with pytest.raises(ValueError, match="level"):
+        metrics.bootstrap_ci(y, scores, metrics.roc_auc, level=95)
+    with pytest.raises(ValueError, match="n_boot"):
+        metrics.bootstrap_ci(y, scores, metrics.roc_auc, n_boot=10)
