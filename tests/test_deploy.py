@@ -1,5 +1,6 @@
 """The shipping files: the Dockerfile passes review, dependencies are pinned, and the Kubernetes manifests
-carry probes on /health, resource requests and limits, a Service and an autoscaler."""
+carry different readiness and liveness probes, an image pinned by digest, resource requests and limits, a
+Service and an autoscaler."""
 
 from pathlib import Path
 
@@ -25,11 +26,11 @@ def test_serving_requirements_are_pinned():
 
 def test_deployment_has_probes_and_resources():
     container = manifests()["Deployment"]["spec"]["template"]["spec"]["containers"][0]
-    for probe in ("readinessProbe", "livenessProbe"):
-        assert container[probe]["httpGet"]["path"] == "/health"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/health/ready"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/health/live"
     assert set(container["resources"]) == {"requests", "limits"}
     assert {"cpu", "memory"} <= set(container["resources"]["requests"]) and {"cpu", "memory"} <= set(container["resources"]["limits"])
-    assert not container["image"].endswith(":latest") and ":" in container["image"]
+    assert "@sha256:" in container["image"]                     # a digest names the bytes; a tag can move
 
 
 def test_service_and_autoscaler_point_at_the_deployment():

@@ -118,6 +118,12 @@ def test_dockerfile_review_flags_the_classic_mistakes():
     bad = "FROM python\nCOPY data/ /app/data\nRUN pip install torch flask\nCMD python app.py\n"
     problems = serving.dockerfile_problems(bad)
     assert len(problems) == 5
+    # the question bank's own Dockerfile: requirements.txt is installed but never copied, and nothing starts a server
+    seed = ("FROM tensorflow/tensorflow:2.6.0\nCOPY model.py /model.py\nCOPY data /data\n"
+            "RUN pip install -r requirements.txt\nEXPOSE 8080\n")
+    found = serving.dockerfile_problems(seed)
+    assert any("never copied" in p for p in found) and any("no CMD" in p for p in found)
+    assert not any("never copied" in p for p in serving.dockerfile_problems("COPY requirements.txt .\n" + seed))
     assert serving.dockerfile_problems(open(serving_root() / "deploy" / "Dockerfile").read()) == []
 
 
@@ -125,3 +131,77 @@ def serving_root():
     from pathlib import Path
 
     return Path(serving.__file__).resolve().parent.parent
+
+
+def signed_copy(artifact, tmp_path):
+    import shutil
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    key = Ed25519PrivateKey.generate()
+    copy = tmp_path / "signed"
+    shutil.copytree(artifact[0], copy)
+    serving.sign_manifest(copy, key)
+    return copy, key
+
+
+def rewrite_weights_and_manifest(directory):
+    """The attacker who can write both files: new weights, and a manifest whose hash matches them."""
+    weights = directory / serving.WEIGHTS_FILE
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    manifest = json.loads((directory / serving.MANIFEST_FILE).read_text())
+    manifest["files"][serving.WEIGHTS_FILE] = serving.sha256_of(weights)
+    (directory / serving.MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True))
+
+
+def test_a_signature_catches_weights_and_manifest_rewritten_together(artifact, tmp_path):
+    copy, key = signed_copy(artifact, tmp_path)
+    serving.load_artifact(copy, public_key=key.public_key())                  # the genuine artifact loads
+    rewrite_weights_and_manifest(copy)
+    serving.load_artifact(copy)                                                 # hashes alone are fooled...
+    with pytest.raises(serving.ArtifactError, match="not signed by the expected key"):
+        serving.load_artifact(copy, public_key=key.public_key())              # ...the signature is not
+    (copy / serving.SIGNATURE_FILE).unlink()
+    with pytest.raises(serving.ArtifactError, match="signed artifact is required"):
+        serving.load_artifact(copy, public_key=key.public_key())
+
+
+def test_public_key_hex_round_trip_and_clear_errors(artifact, tmp_path):
+    _, key = signed_copy(artifact, tmp_path)
+    text = serving.public_key_hex(key.public_key())
+    assert len(text) == 64 and serving.public_key_hex(serving.public_key_from_hex(text)) == text
+    with pytest.raises(ValueError, match="64 hex"):
+        serving.public_key_from_hex("not hex")
+    with pytest.raises(ValueError, match="32 bytes"):
+        serving.public_key_from_hex("00" * 16)
+
+
+def test_readiness_differs_from_liveness_for_a_refused_artifact(artifact, tmp_path):
+    import time
+
+    copy, key = signed_copy(artifact, tmp_path)
+    rewrite_weights_and_manifest(copy)
+    client = TestClient(serving.create_app(copy, public_key=key.public_key(), wait=False))
+    for _ in range(200):                                  # the loader thread finishes in milliseconds
+        if client.get("/health/ready").json()["status"] != "loading":
+            break
+        time.sleep(0.01)
+    assert client.get("/health/live").status_code == 200
+    ready = client.get("/health/ready")
+    assert ready.status_code == 503 and ready.json()["status"] == "refused" and "signed" in ready.json()["reason"]
+    assert client.get("/health").status_code == 503
+    assert client.post("/predict", json={"instances": [[0.1, 0.2, 0.3, 0.4]]}).status_code == 503
+
+
+def test_a_background_load_becomes_ready(artifact):
+    import time
+
+    client = TestClient(serving.create_app(artifact[0], wait=False))
+    for _ in range(200):
+        if client.get("/health/ready").status_code == 200:
+            break
+        time.sleep(0.01)
+    assert client.get("/health/ready").status_code == 200
+    assert client.post("/predict", json={"instances": [[0.1, 0.2, 0.3, 0.4]]}).status_code == 200

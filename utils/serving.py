@@ -1,5 +1,6 @@
-"""Ship a model: a verified artifact (safetensors weights + SHA-256 manifest), a validated FastAPI
-service with health and Prometheus metrics, and a bounded async load test.
+"""Ship a model: a verified artifact (safetensors weights + SHA-256 manifest, optionally signed with
+Ed25519), a validated FastAPI service with liveness, readiness and Prometheus metrics, and a bounded
+async load test.
 
     app = create_app("build/artifacts/digits-mlp/1")   # then: uvicorn --factory utils.serving:app_from_env
 """
@@ -18,7 +19,8 @@ import torch
 from torch import nn
 
 ARTIFACT_ENV = "BML_ARTIFACT_DIR"
-WEIGHTS_FILE, MANIFEST_FILE = "weights.safetensors", "manifest.json"
+PUBLIC_KEY_ENV = "BML_PUBLIC_KEY"      # hex of the 32-byte Ed25519 public key that must have signed the manifest
+WEIGHTS_FILE, MANIFEST_FILE, SIGNATURE_FILE = "weights.safetensors", "manifest.json", "manifest.sig"
 
 
 class ArtifactError(RuntimeError):
@@ -45,8 +47,14 @@ def mlp_from_sizes(sizes: list[int]) -> nn.Sequential:
 
 
 def save_artifact(model: nn.Sequential, directory: Path, *, name: str, version: str, sizes: list[int],
-                  input_range: tuple[float, float], metrics: dict, extra_files: dict[str, Path] | None = None) -> Path:
-    """Write weights (safetensors: tensors only, nothing executable) and a manifest with every file's SHA-256."""
+                  input_range: tuple[float, float], metrics: dict, extra_files: dict[str, Path] | None = None,
+                  signing_key=None) -> Path:
+    """Write weights (safetensors: tensors only, nothing executable) and a manifest with every file's SHA-256.
+
+    With ``signing_key`` (a ``cryptography`` Ed25519 private key), also write ``manifest.sig``: the
+    publisher's signature over the manifest's bytes. A hash manifest alone catches corruption; only a
+    signature catches someone who rewrites the weights *and* the manifest together.
+    """
     from safetensors.torch import save_file
 
     directory = Path(directory)
@@ -62,17 +70,62 @@ def save_artifact(model: nn.Sequential, directory: Path, *, name: str, version: 
                 "outputs": sizes[-1], "metrics": metrics,
                 "files": {file_name: sha256_of(directory / file_name) for file_name in files}}
     (directory / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True))
+    if signing_key is not None:
+        sign_manifest(directory, signing_key)
     return directory
 
 
-def load_artifact(directory: Path) -> tuple[nn.Sequential, dict]:
-    """Verify every file against the manifest, then build the model and load its weights. Refuses tampering."""
+def sign_manifest(directory: Path, signing_key) -> Path:
+    """Write ``manifest.sig``, the Ed25519 signature of ``manifest.json``'s exact bytes; return its path."""
+    directory = Path(directory)
+    signature_path = directory / SIGNATURE_FILE
+    signature_path.write_bytes(signing_key.sign((directory / MANIFEST_FILE).read_bytes()))
+    return signature_path
+
+
+def public_key_from_hex(text: str):
+    """An Ed25519 public key from the 64 hex characters of its raw 32 bytes (how ``$BML_PUBLIC_KEY`` carries it)."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    try:
+        raw = bytes.fromhex(text.strip())
+    except ValueError:
+        raise ValueError("the public key must be 64 hex characters (the raw 32-byte Ed25519 key)") from None
+    if len(raw) != 32:
+        raise ValueError(f"the public key must be 32 bytes (64 hex characters), got {len(raw)} bytes")
+    return Ed25519PublicKey.from_public_bytes(raw)
+
+
+def public_key_hex(public_key) -> str:
+    """The raw 32 bytes of an Ed25519 public key, as hex."""
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    return public_key.public_bytes(Encoding.Raw, PublicFormat.Raw).hex()
+
+
+def load_artifact(directory: Path, *, public_key=None) -> tuple[nn.Sequential, dict]:
+    """Verify every file against the manifest, then build the model and load its weights. Refuses tampering.
+
+    With ``public_key`` (Ed25519), first verify ``manifest.sig`` over the manifest's bytes, so that a
+    manifest rewritten to match rewritten weights is refused too.
+    """
     from safetensors.torch import load_file
 
     directory = Path(directory)
     manifest_path = directory / MANIFEST_FILE
     if not manifest_path.is_file():
         raise ArtifactError(f"{manifest_path} is missing: not a model artifact (create one with save_artifact)")
+    if public_key is not None:
+        from cryptography.exceptions import InvalidSignature
+
+        signature_path = directory / SIGNATURE_FILE
+        if not signature_path.is_file():
+            raise ArtifactError(f"{signature_path} is missing: a signed artifact is required (save_artifact(..., signing_key=...))")
+        try:
+            public_key.verify(signature_path.read_bytes(), manifest_path.read_bytes())
+        except InvalidSignature:
+            raise ArtifactError(f"{manifest_path} is not signed by the expected key: the manifest was changed or signed "
+                                "by someone else; refusing to load it") from None
     manifest = json.loads(manifest_path.read_text())
     for file_name, expected in manifest["files"].items():
         path = directory / file_name
@@ -87,9 +140,11 @@ def load_artifact(directory: Path) -> tuple[nn.Sequential, dict]:
 
 
 def dockerfile_problems(text: str) -> list[str]:
-    """What a reviewer would flag in a Dockerfile: unpinned base or packages, data baked in, root user, no health check."""
+    """What a reviewer would flag in a Dockerfile: unpinned base or packages, data baked in, a requirements file
+    installed but never copied in, root user, no health check, no command to start the service."""
     problems = []
     lines = [line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith("#")]
+    copied = " ".join(line for line in lines if line.upper().startswith(("COPY", "ADD")))
     base = next((line.split()[1] for line in lines if line.upper().startswith("FROM ")), "")
     if ":" not in base or base.endswith(":latest"):
         problems.append(f"base image {base or '(none)'} is not pinned to a version")
@@ -99,10 +154,15 @@ def dockerfile_problems(text: str) -> list[str]:
             problems.append(f"unpinned pip install: {line}")
         if line.upper().startswith(("COPY", "ADD")) and re.search(r"\bdata\b|\.csv|\.parquet", line):
             problems.append(f"data copied into the image: {line}")
+        requirement = re.search(r"pip3? install .*-r\s+(\S+)", line)
+        if requirement and Path(requirement.group(1)).name not in copied and not re.search(r"COPY\s+\.\s", copied + " "):
+            problems.append(f"installs {requirement.group(1)}, which was never copied into the image: {line}")
     if not any(line.upper().startswith("USER ") and not line.split()[1].startswith(("root", "0")) for line in lines):
         problems.append("runs as root: add a USER")
     if not any(line.upper().startswith("HEALTHCHECK") for line in lines):
         problems.append("no HEALTHCHECK")
+    if not any(line.upper().startswith(("CMD", "ENTRYPOINT")) for line in lines):
+        problems.append("no CMD or ENTRYPOINT: the container runs the base image's default command, not the service")
     return problems
 
 
@@ -157,24 +217,52 @@ def onnx_parity(model: nn.Module, session, X: np.ndarray) -> float:
     return float(np.abs(ours - session.run(None, {"x": X})[0]).max())
 
 
-def create_app(artifact_dir: Path | str, *, max_batch: int = 256):
-    """The FastAPI service for one artifact: POST /predict, GET /health, GET /metrics."""
+def create_app(artifact_dir: Path | str, *, max_batch: int = 256, public_key=None, wait: bool = True):
+    """The FastAPI service for one artifact: POST /predict, GET /health/live, GET /health/ready (= GET /health), GET /metrics.
+
+    *Liveness* says the process answers; *readiness* says it may receive traffic: 200 only once the
+    artifact is verified (hashes, and the signature when ``public_key`` is given) and the model is
+    loaded, 503 with the reason before that or when the artifact was refused. ``/predict`` answers
+    503 until ready. ``wait=True`` loads before returning and raises :class:`ArtifactError` on a bad
+    artifact (convenient in tests); ``wait=False`` loads in a background thread, as a server should,
+    so that liveness answers while a large model loads and a refused artifact keeps the pod alive but
+    out of rotation, with the reason on ``/health/ready``.
+    """
+    import threading
+
     from fastapi import FastAPI, Request
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse, Response
     from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
-    model, manifest = load_artifact(Path(artifact_dir))
-    version, features = manifest["version"], manifest["input"]["features"]
-    low, high = manifest["input"]["min"], manifest["input"]["max"]
 
-    PredictRequest = request_schema(features, max_batch, low=low, high=high)
+    artifact_dir = Path(artifact_dir)
+    manifest_path = artifact_dir / MANIFEST_FILE
+    if not manifest_path.is_file():
+        raise ArtifactError(f"{manifest_path} is missing: not a model artifact (create one with save_artifact)")
+    declared = json.loads(manifest_path.read_text())   # shapes only, for the request schema; verified before use
+    version, features = declared["version"], declared["input"]["features"]
+    PredictRequest = request_schema(features, max_batch, low=declared["input"]["min"], high=declared["input"]["max"])
+    state = {"status": "loading", "reason": None, "model": None}
+
+    def load():
+        try:
+            state["model"], _ = load_artifact(artifact_dir, public_key=public_key)
+            state["status"] = "ready"
+        except Exception as error:  # reported on /health/ready; the process stays alive and out of rotation
+            state["status"], state["reason"] = "refused", str(error)
+
+    if wait:
+        state["model"], _ = load_artifact(artifact_dir, public_key=public_key)
+        state["status"] = "ready"
+    else:
+        threading.Thread(target=load, name="artifact-loader", daemon=True).start()
 
     registry = CollectorRegistry()
     requests = Counter("requests", "Requests by endpoint and status", ["endpoint", "status"], registry=registry)
     latency = Histogram("request_latency_seconds", "Request latency", ["endpoint"], registry=registry,
                         buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0))
     errors = Counter("prediction_errors", "Requests answered with an error", ["kind"], registry=registry)
-    app = FastAPI(title=f"{manifest['name']} {version}")
+    app = FastAPI(title=f"{declared['name']} {version}")
 
     @app.middleware("http")
     async def measure(request: Request, call_next):
@@ -192,9 +280,17 @@ def create_app(artifact_dir: Path | str, *, max_batch: int = 256):
         return JSONResponse(status_code=422, content={"error": "invalid request", "details": details,
                                                       "model_version": version})
 
+    @app.get("/health/live")
+    def live():
+        return {"status": "alive"}
+
+    @app.get("/health/ready")
     @app.get("/health")
-    def health():
-        return {"status": "ready", "model": manifest["name"], "model_version": version}
+    def ready():
+        if state["status"] != "ready":
+            return JSONResponse(status_code=503, content={"status": state["status"], "reason": state["reason"],
+                                                          "model": declared["name"], "model_version": version})
+        return {"status": "ready", "model": declared["name"], "model_version": version}
 
     @app.get("/metrics")
     def metrics():
@@ -202,8 +298,12 @@ def create_app(artifact_dir: Path | str, *, max_batch: int = 256):
 
     @app.post("/predict")
     def predict(request: PredictRequest):
+        if state["status"] != "ready":
+            errors.labels("not_ready").inc()
+            return JSONResponse(status_code=503, content={"error": f"model not ready ({state['status']})",
+                                                          "model_version": version})
         with torch.no_grad():
-            probabilities = torch.softmax(model(torch.tensor(request.instances, dtype=torch.float32)), dim=1)
+            probabilities = torch.softmax(state["model"](torch.tensor(request.instances, dtype=torch.float32)), dim=1)
         return {"model_version": version, "predictions": probabilities.argmax(dim=1).tolist(),
                 "probabilities": probabilities.round(decimals=6).tolist()}
 
@@ -211,10 +311,12 @@ def create_app(artifact_dir: Path | str, *, max_batch: int = 256):
 
 
 def app_from_env():
-    """Factory for ``uvicorn --factory utils.serving:app_from_env``: the artifact folder comes from $BML_ARTIFACT_DIR."""
+    """Factory for ``uvicorn --factory utils.serving:app_from_env``: the artifact folder comes from $BML_ARTIFACT_DIR,
+    and, when $BML_PUBLIC_KEY is set, the manifest must carry a valid signature by that key. Loads in the background."""
     if ARTIFACT_ENV not in os.environ:
         raise RuntimeError(f"set {ARTIFACT_ENV} to the artifact folder to serve")
-    return create_app(os.environ[ARTIFACT_ENV])
+    key = os.environ.get(PUBLIC_KEY_ENV)
+    return create_app(os.environ[ARTIFACT_ENV], public_key=public_key_from_hex(key) if key else None, wait=False)
 
 
 async def load_test(base_url: str, payloads: list[dict], *, concurrency: int = 16, timeout: float = 10.0) -> dict:
@@ -252,8 +354,12 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def serve_in_background(artifact_dir: Path | str, *, startup_timeout: float = 120.0):
-    """Start uvicorn on 127.0.0.1 in a child process and wait until /health answers; return (process, base_url).
+def serve_in_background(artifact_dir: Path | str, *, startup_timeout: float = 120.0, probe: str = "/health/ready",
+                        public_key=None):
+    """Start uvicorn on 127.0.0.1 in a child process and wait until ``probe`` answers 200; return (process, base_url).
+
+    ``probe="/health/live"`` returns as soon as the process answers, ready or not (to watch a refused
+    artifact). ``public_key`` is passed to the server through $BML_PUBLIC_KEY.
 
     Start-up imports torch and loads the artifact: a few seconds on a quiet machine, far more on a busy
     2-core one, so the deadline is generous; a healthy server is used as soon as it answers.
@@ -265,6 +371,8 @@ def serve_in_background(artifact_dir: Path | str, *, startup_timeout: float = 12
 
     port = free_port()
     env = {**os.environ, ARTIFACT_ENV: str(Path(artifact_dir).resolve())}
+    if public_key is not None:
+        env[PUBLIC_KEY_ENV] = public_key_hex(public_key)
     process = subprocess.Popen([sys.executable, "-m", "uvicorn", "--factory", "utils.serving:app_from_env",
                                 "--host", "127.0.0.1", "--port", str(port), "--no-access-log"],
                                env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -273,7 +381,7 @@ def serve_in_background(artifact_dir: Path | str, *, startup_timeout: float = 12
         if process.poll() is not None:
             raise RuntimeError(f"the server exited during start-up: {process.stdout.read().decode()[-2000:]}")
         try:
-            if httpx.get(f"{base_url}/health", timeout=1.0).status_code == 200:
+            if httpx.get(f"{base_url}{probe}", timeout=1.0).status_code == 200:
                 return process, base_url
         except httpx.HTTPError:
             time.sleep(0.2)
