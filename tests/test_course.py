@@ -54,3 +54,9 @@ def test_lesson_map_has_all_twenty_rows():
     assert len(table) == 20 and (table["status"] == "planned").sum() == 20 - len(course.available())
     with pytest.raises(ValueError, match="no lesson"):
         course.lesson("20")
+
+
+@pytest.mark.parametrize("entry", [e for e in course.LESSONS if e.status == "planned"], ids=lambda e: e.number)
+def test_readme_marks_every_planned_lesson(entry):
+    assert re.search(rf"^\| {entry.number} \| [^|]*\*\(planned\)\* \|", README, re.M), \
+        f"README's lesson map lacks a planned row for lesson {entry.number}"
