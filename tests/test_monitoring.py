@@ -94,3 +94,14 @@ def test_reservoir_sample_is_uniform_over_the_stream():
     assert monitoring.reservoir_sample(range(100), 5, seed=1) == monitoring.reservoir_sample(range(100), 5, seed=1)
     with pytest.raises(ValueError, match="k must be"):
         monitoring.reservoir_sample(range(3), 0)
+
+
+def test_adwin_finds_an_abrupt_change_soon_and_stays_quiet_without_one():
+    rng = np.random.default_rng(3)
+    quiet = (rng.random(3000) < 0.1).astype(float)
+    assert monitoring.adwin_changes(quiet) == []
+    stream = np.r_[(rng.random(1500) < 0.1), (rng.random(1500) < 0.4)].astype(float)
+    changes = monitoring.adwin_changes(stream)
+    assert changes and 1500 <= changes[0] < 1650
+    with pytest.raises(ValueError, match="in \\[0, 1\\]"):
+        monitoring.adwin_changes([0.5, 2.0])

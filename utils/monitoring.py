@@ -158,3 +158,38 @@ def reservoir_sample(stream, k: int, seed: int = 0) -> list:
             if slot < k:
                 memory[slot] = item
     return memory
+
+
+def adwin_changes(values, delta: float = 0.002, min_size: int = 10, clock: int = 32) -> list[int]:
+    """Positions where ADWIN (Bifet and Gavaldà, 2007; the basic ADWIN0 form) detects a change in the mean of
+    a stream of values in [0, 1], such as a model's 0/1 errors once labels arrive.
+
+    The detector keeps a window of recent values. After each new value it tries every split of the window
+    into an older part W0 and a newer part W1 (each at least ``min_size`` long) and cuts when
+    |mean(W0) - mean(W1)| > sqrt(ln(4 n / delta) / (2 m)), with n the window length and m the harmonic
+    mean of the two lengths; the older part is dropped and the position recorded. ``delta`` bounds the
+    false-alarm probability. The splits are tested every ``clock`` values (as river's ADWIN does), so a
+    change is reported up to ``clock`` values late; O(window / clock) work per value.
+    """
+    values = np.asarray(values, dtype=float)
+    if values.ndim != 1 or ((values < 0) | (values > 1)).any():
+        raise ValueError("values must be a 1-D stream of numbers in [0, 1] (for example 0/1 errors)")
+    if not 0 < delta < 1 or min_size < 1 or clock < 1:
+        raise ValueError(f"need 0 < delta < 1, min_size >= 1 and clock >= 1, got {delta}, {min_size} and {clock}")
+    changes, start = [], 0
+    for t in range(len(values)):
+        window = values[start:t + 1]
+        n = len(window)
+        if n < 2 * min_size or (t + 1) % clock:
+            continue
+        sums = np.cumsum(window)
+        n0 = np.arange(min_size, n - min_size + 1)
+        n1 = n - n0
+        mean0, mean1 = sums[n0 - 1] / n0, (sums[-1] - sums[n0 - 1]) / n1
+        harmonic = 1.0 / (1.0 / n0 + 1.0 / n1)
+        bound = np.sqrt(np.log(4 * n / delta) / (2 * harmonic))
+        cuts = np.flatnonzero(np.abs(mean0 - mean1) > bound)
+        if cuts.size:
+            changes.append(t)
+            start += int(n0[cuts[-1]])           # drop the older part, up to the latest split that cuts
+    return changes
