@@ -147,6 +147,10 @@ def ewc_without_fisher(model, fisher, anchor, lam):
     return lam / 2 * sum(((p - anchor[n]).pow(2)).sum() for n, p in model.named_parameters())
 
 
+def ewc_anchored_to_current_weights(model, fisher, anchor, lam):
+    return lam / 2 * sum((fisher[n] * (p - p.detach()).pow(2)).sum() for n, p in model.named_parameters())
+
+
 def _ewc_cases() -> list[Case]:
     cases = []
     for i, (sizes, lam, spread) in enumerate((((2, 2), 1.0, 1.0), ((4, 5, 3), 10.0, 0.5), ((8, 16, 10), 1000.0, 0.1))):
@@ -173,6 +177,8 @@ register(Spec(
         Mistake(ewc_absolute_distance, "Square the distance to the anchor, (p - anchor)**2, not its absolute value."),
         Mistake(ewc_without_fisher, "Weight each squared distance by the Fisher value of that weight: weights that "
                                     "mattered for the old task are held, the others are free."),
+        Mistake(ewc_anchored_to_current_weights, "Measure the distance to anchor[name], the weights saved after the old "
+                                                 "task, not to the current weights (that distance is always 0)."),
     )))
 
 
