@@ -24,7 +24,7 @@ TEST_PARAMETERS = {
     "09_explainability_lab": {},
     "10_fairness": {"n_train_rows": 8000},
     "10_fairness_lab": {},
-    "11_privacy": {"laplace_trials": 500, "curve_epsilons": [0.5, 8.0]},
+    "11_privacy": {"laplace_trials": 500, "curve_epsilons": [0.5, 8.0], "overfit_epochs": 150},
     "11_privacy_lab": {},
     "14_deployment": {"epochs": 10, "latency_repeats": 50, "n_requests": 300},
     "14_deployment_lab": {},
