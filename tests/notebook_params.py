@@ -16,7 +16,7 @@ TEST_PARAMETERS = {
                                "warmup_seeds": 1, "batch_sizes": [8, 32], "scaling_tokens": 16384, "scaling_seeds": 1,
                                "run_compile": False},
     "04_training_efficiency_lab": {"train_steps": 40},
-    "08_compression": {"sparsities": [0.5, 0.8, 0.95], "prune_steps": 2, "finetune_epochs": 3, "prune_seeds": 2, "temperatures": [1.0, 8.0], "ranks": [4, 64],
+    "08_compression": {"sparsities": [0.5, 0.8, 0.95], "prune_steps": 2, "finetune_epochs": 3, "prune_seeds": 2, "lm_eval_batches": 5, "temperatures": [1.0, 8.0], "ranks": [4, 64],
                        "bench_repeats": 20},
     "08_compression_lab": {},
     "09_explainability": {"n_explained": 2, "kernel_samples": [30, 1000], "n_forest_rows": 3000,

@@ -136,3 +136,20 @@ def test_onnx_int8_matches_the_model_and_is_four_times_smaller(tmp_path):
         for rows in (X[:1], X):                          # the batch dimension stays dynamic
             got = session.run(None, {"x": rows.numpy()})[0]
             np.testing.assert_allclose(got, expected[: len(rows)], atol=atol)
+
+
+def test_groupwise_quantisation_is_per_channel_at_full_width_and_more_accurate_in_small_groups():
+    torch.manual_seed(0)
+    weight = torch.randn(16, 128)
+    weight[3, 5] = 40.0                                         # one outlier
+    q, s = compression.quantize_groupwise(weight, bits=8, group_size=128)
+    q_row, s_row = compression.quantize_per_channel(weight, bits=8)
+    assert torch.equal(q.reshape(16, 128), q_row) and torch.allclose(s.reshape(16, 1), s_row)
+    errors = []
+    for group in (128, 64, 32):
+        q, s = compression.quantize_groupwise(weight, bits=4, group_size=group)
+        assert q.dtype == torch.int8 and q.abs().max() <= 7
+        errors.append((compression.dequantize(q, s).reshape(weight.shape) - weight).abs().mean().item())
+    assert errors[0] > errors[1] > errors[2]
+    with pytest.raises(ValueError, match="divide"):
+        compression.quantize_groupwise(weight, group_size=48)

@@ -146,6 +146,26 @@ def dequantize(q: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     return q.to(torch.float32) * scale
 
 
+def quantize_groupwise(weight: torch.Tensor, bits: int = 4, group_size: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
+    """Symmetric quantisation with one scale per group of ``group_size`` consecutive weights in a row, as
+    LLM weight-only formats (int4 with groups of 32 to 128) do: an outlier spoils only its own group.
+
+    Returns ``(q, scale)``: ``q`` int8 shaped (rows, columns / group_size, group_size), ``scale`` of
+    shape (rows, columns / group_size, 1); ``dequantize(q, scale).reshape(weight.shape)`` is the
+    approximation. ``group_size`` equal to the row length is per-channel quantisation.
+    """
+    if weight.dim() != 2:
+        raise ValueError(f"expected a 2-D weight matrix, got shape {tuple(weight.shape)}")
+    if group_size < 1 or weight.shape[1] % group_size:
+        raise ValueError(f"group_size must divide the {weight.shape[1]} columns, got {group_size}")
+    if not 2 <= bits <= 8:
+        raise ValueError(f"bits must be between 2 and 8 to fit int8, got {bits}")
+    qmax = 2 ** (bits - 1) - 1
+    groups = weight.detach().reshape(weight.shape[0], -1, group_size)
+    scale = (groups.abs().amax(dim=-1, keepdim=True) / qmax).clamp(min=1e-12)
+    return torch.round(groups / scale).clamp(-qmax, qmax).to(torch.int8), scale
+
+
 def onnx_int8(model: nn.Module, example: torch.Tensor, directory) -> tuple[Path, Path]:
     """Export ``model`` to ONNX (``fp32.onnx``) and write an int8 copy (``int8.onnx``) by ONNX Runtime's
     dynamic quantisation: int8 weights (one scale per output channel), activations quantised per call, integer matrix multiplies
