@@ -30,7 +30,7 @@ TEST_PARAMETERS = {
     "14_deployment_lab": {},
     "19_business_value": {"n_customers": 8000, "n_seeds": 2, "n_experiments": 1000},
     "19_business_value_lab": {},
-    "16_monitoring": {"n_train_rows": 8000, "window": 1000, "n_null_windows": 100, "mmd_rows": 150, "n_permutations": 50,
+    "16_monitoring": {"n_train_rows": 8000, "window": 1000, "drift_draws": 2, "n_null_windows": 100, "mmd_rows": 150, "n_permutations": 50,
                       "stream_windows": 20, "drift_start": 10, "online_batches": 40, "n_seeds": 2, "task_epochs": 10},
     "16_monitoring_lab": {},
     "18_long_sequences": {"lengths": [128, 256, 512], "memory_length": 2048, "bench_repeats": 1, "train_steps": 60,

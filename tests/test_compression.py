@@ -9,7 +9,7 @@ from torch import nn
 from torch.nn.utils import prune
 
 from utils import compression
-from utils.bench import latency_ms
+from utils.bench import OnnxModule, latency_ms
 
 
 def network():
@@ -136,6 +136,9 @@ def test_onnx_int8_matches_the_model_and_is_four_times_smaller(tmp_path):
         for rows in (X[:1], X):                          # the batch dimension stays dynamic
             got = session.run(None, {"x": rows.numpy()})[0]
             np.testing.assert_allclose(got, expected[: len(rows)], atol=atol)
+    wrapped = OnnxModule(fp32_path)                      # a session behind a module: timed and scored like one
+    np.testing.assert_allclose(wrapped(X).numpy(), expected, atol=1e-5 * scale)
+    assert latency_ms(wrapped, X, repeats=3)["median"] > 0
 
 
 def test_groupwise_quantisation_is_per_channel_at_full_width_and_more_accurate_in_small_groups():

@@ -36,3 +36,24 @@ def percentiles(latencies, points=(50, 95, 99)) -> dict[str, float]:
     if values.ndim != 1 or values.size == 0:
         raise ValueError("latencies must be a non-empty 1-D sequence of individual request times")
     return {f"p{p}": float(np.percentile(values, p)) for p in points}
+
+
+class OnnxModule(torch.nn.Module):
+    """An ONNX Runtime session (or the path of an .onnx file) behind a torch module's interface, so that
+    :func:`latency_ms` and ``utils.train.evaluate`` time and score it like the eager model: tensors in,
+    tensors out, through the graph's first input."""
+
+    def __init__(self, session_or_path, *, threads: int | None = None):
+        super().__init__()
+        if isinstance(session_or_path, (str, bytes)) or hasattr(session_or_path, "__fspath__"):
+            import onnxruntime as ort
+
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = threads or torch.get_num_threads()
+            session_or_path = ort.InferenceSession(str(session_or_path), options, providers=["CPUExecutionProvider"])
+        self.session = session_or_path
+        self.input_name = self.session.get_inputs()[0].name
+        self.anchor = torch.nn.Parameter(torch.zeros(0), requires_grad=False)  # evaluate() reads the device here
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(self.session.run(None, {self.input_name: x.detach().cpu().numpy()})[0])
