@@ -136,23 +136,31 @@ def cached_forward(model, idx: torch.Tensor, cache: KVCache) -> torch.Tensor:
 
 
 @torch.no_grad()
-def greedy_generate(model, prompt_ids: Sequence[int], max_new_tokens: int, *, use_cache: bool = True) -> list[int]:
-    """Greedy decoding: ``max_new_tokens`` token ids after ``prompt_ids``, with the KV cache or by
-    recomputing the whole sequence at every step."""
+def greedy_stream(model, prompt_ids: Sequence[int], max_new_tokens: int):
+    """Yield greedy tokens one at a time with the KV cache: the prompt once (prefill), then one token per
+    step. What a streaming endpoint sends as each token is ready."""
     if not len(prompt_ids):
         raise ValueError("prompt_ids is empty: give at least one token")
     device = next(model.parameters()).device
-    idx = torch.tensor([list(prompt_ids)], device=device)
-    new: list[int] = []
+    cache = KVCache(len(model.blocks))
+    logits = cached_forward(model, torch.tensor([list(prompt_ids)], device=device), cache)
+    for step in range(max_new_tokens):
+        token = int(logits[0, -1].argmax())
+        yield token
+        if step + 1 < max_new_tokens:
+            logits = cached_forward(model, torch.tensor([[token]], device=device), cache)
+
+
+@torch.no_grad()
+def greedy_generate(model, prompt_ids: Sequence[int], max_new_tokens: int, *, use_cache: bool = True) -> list[int]:
+    """Greedy decoding: ``max_new_tokens`` token ids after ``prompt_ids``, with the KV cache or by
+    recomputing the whole sequence at every step."""
     if use_cache:
-        cache = KVCache(len(model.blocks))
-        logits = cached_forward(model, idx, cache)
-        for _ in range(max_new_tokens):
-            token = int(logits[0, -1].argmax())
-            new.append(token)
-            if len(new) < max_new_tokens:
-                logits = cached_forward(model, torch.tensor([[token]], device=device), cache)
-        return new
+        return list(greedy_stream(model, prompt_ids, max_new_tokens))
+    if not len(prompt_ids):
+        raise ValueError("prompt_ids is empty: give at least one token")
+    device = next(model.parameters()).device
+    idx, new = torch.tensor([list(prompt_ids)], device=device), []
     for _ in range(max_new_tokens):
         token = int(model(idx)[0, -1].argmax())
         new.append(token)
@@ -442,5 +450,5 @@ def static_vs_continuous(lengths: Sequence[int], slots: int) -> dict[str, float]
 
 
 __all__ = ["fanout_slow_probability", "kv_cache_bytes", "KVCache", "decode_attention", "cached_forward",
-           "greedy_generate", "accept_draft", "NgramDraft", "speculative_generate", "LRUCache", "zipf_trace",
+           "greedy_stream", "greedy_generate", "accept_draft", "NgramDraft", "speculative_generate", "LRUCache", "zipf_trace",
            "cache_key", "DynamicBatcher", "poisson_load", "static_vs_continuous"]
