@@ -9,7 +9,7 @@ TEST_PARAMETERS = {
     "00_start_here": {"epochs": 5},
     "01_evaluation": {"n_repeats": 8, "n_boot": 200, "leak_seeds": 1, "rare_draws": 5},
     "01_evaluation_lab": {},
-    "03_overfitting": {"n_seeds": 3, "n_bagged": 2, "sizes": [50, 800], "widths": [8, 512], "k_folds": 3, "epochs": 60,
+    "03_overfitting": {"n_seeds": 2, "n_bagged": 2, "sizes": [50, 800], "widths": [8, 512], "k_folds": 3, "epochs": 60,
                        "adamw_decays": [0.01, 3.0], "rf_features": [30, 100, 300, 3000]},
     "03_overfitting_lab": {},
     "04_training_efficiency": {"bench_repeats": 2, "demo_steps": 20, "loader_items": 16, "warmup_steps": 16,
