@@ -9,8 +9,12 @@ BENCH_DIR = ROOT / "build" / "benchmark"
 DEFAULT_PARAMETERS = os.environ.get("BML_DEFAULT_PARAMETERS") == "1"
 
 if not DEFAULT_PARAMETERS:
-    # Two xdist workers share two cores: one thread per notebook kernel avoids oversubscription.
-    os.environ.setdefault("BML_NUM_THREADS", "1")
+    # Two xdist workers share two cores: one thread per notebook kernel avoids oversubscription. Torch reads
+    # BML_NUM_THREADS (utils.repro); OpenMP (scikit-learn's gradient boosting) and the BLAS libraries behind
+    # NumPy and scikit-learn start one thread per core unless told, and spin while the other worker holds the
+    # second core: a gradient-boosting fit measured 2 s alone took 30 s that way.
+    for variable in ("BML_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(variable, "1")
 
 
 def pytest_sessionstart(session):
