@@ -55,3 +55,10 @@ def test_bad_device_is_rejected():
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="CUDA is not available"):
             get_device("cuda")
+
+
+def test_seed_everything_gives_blas_one_thread():
+    from threadpoolctl import threadpool_info
+
+    seed_everything(0)
+    assert {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"} == {1}
