@@ -21,7 +21,7 @@ TEST_PARAMETERS = {
     "08_compression": {"sparsities": [0.5, 0.8, 0.95], "prune_steps": 2, "finetune_epochs": 3, "prune_seeds": 2, "lm_eval_batches": 5, "temperatures": [1.0, 8.0], "ranks": [4, 64],
                        "bench_repeats": 20},
     "08_compression_lab": {},
-    "09_explainability": {"n_explained": 2, "kernel_samples": [30, 1000], "n_forest_rows": 3000,
+    "09_explainability": {"n_explained": 2, "kernel_samples": [30, 1000], "n_forest_rows": 3000, "perm_repeats": 5,
                           "digits_epochs": 15, "surrogate_radii": [0.1, 1.0]},
     "09_explainability_lab": {},
     "10_fairness": {"n_train_rows": 8000},
