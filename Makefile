@@ -43,6 +43,15 @@ TORCH_VERSION := $(shell grep -E '^torch==' requirements.txt | cut -d= -f3)
 # actually import, the first time they are imported. That cache needs PYTHONDONTWRITEBYTECODE unset: this
 # project's machines set it, and with it every notebook kernel recompiled its imports (the suite ran 60% slower).
 unexport PYTHONDONTWRITEBYTECODE
+# After the install, one process imports what the notebooks import, so the compiled modules are cached once
+# rather than compiled by several notebook kernels at the same time.
+define WARM_IMPORTS
+import torch, torch.onnx, sklearn.linear_model, sklearn.ensemble, scipy.stats, pandas, matplotlib.pyplot, shap
+import onnx, onnxruntime, fastapi, uvicorn, httpx, pydantic, opacus, fairlearn.metrics, cleanlab.filter, imblearn
+import papermill, ipykernel.kernelapp, nbformat, cryptography, torchao
+import utils.data, utils.lm, utils.train, utils.serving, utils.compression, utils.checks
+endef
+export WARM_IMPORTS
 PIP := $(BIN)/python -m pip install --disable-pip-version-check -q --no-compile
 
 $(STAMP): requirements.txt pyproject.toml
@@ -51,6 +60,7 @@ $(STAMP): requirements.txt pyproject.toml
 	$(if $(TORCH_INDEX_URL),$(PIP) "torch==$(TORCH_VERSION)" --index-url $(TORCH_INDEX_URL))
 	$(PIP) -r requirements.txt
 	$(PIP) --no-deps -e .
+	$(BIN)/python -W ignore -c "$$WARM_IMPORTS" > /dev/null 2>&1 || true
 	touch $@
 
 clean:
