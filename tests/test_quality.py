@@ -109,3 +109,10 @@ def test_validate_batch_catches_each_kind_of_problem():
     assert any("unknown categories ['zzz']" in p for p in problems)
     assert any("extra: column not in the schema" in p for p in problems)
     assert quality.validate_batch(bad.drop(columns="age"), schema)[0] == "age: missing column"
+
+
+def test_label_issues_with_exact_ties_equal_cleanlab():
+    labels = np.array([1, 0, 2, 1, 0])
+    proba = np.array([[0.5, 0.5, 0.0], [0.4, 0.4, 0.2], [0.2, 0.4, 0.4], [0.6, 0.2, 0.2], [0.9, 0.05, 0.05]])
+    np.testing.assert_array_equal(quality.label_issues(labels, proba),
+                                  find_label_issues(labels, proba, filter_by="confident_learning"))

@@ -147,6 +147,10 @@ def _issue_cases() -> list[Case]:
     proba = np.array([[0.31, 0.63, 0.06], [0.121, 0.121, 0.758], [0.323, 0.182, 0.495], [0.07, 0.04, 0.89],
                       [0.29, 0.21, 0.5], [0.05, 0.26, 0.69], [0.74, 0.05, 0.21]])
     cases.append(Case((labels, proba), f"labels={labels.tolist()}, pred_proba={proba.tolist()}", size=0))
+    # exact ties: between two classes, and between the given label and the top class
+    labels = np.array([1, 0, 2, 1, 0])
+    proba = np.array([[0.5, 0.5, 0.0], [0.4, 0.4, 0.2], [0.2, 0.4, 0.4], [0.6, 0.2, 0.2], [0.9, 0.05, 0.05]])
+    cases.append(Case((labels, proba), f"labels={labels.tolist()}, pred_proba={proba.tolist()} (tied probabilities)", size=2))
     rng = np.random.default_rng(203)
     for n, classes in ((40, 2), (120, 3), (600, 5)):
         labels = rng.integers(0, classes, n)
