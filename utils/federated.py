@@ -77,8 +77,11 @@ def dirichlet_split(labels, n_clients: int, alpha: float, seed: int) -> list[np.
     A draw that leaves a client with no examples is thrown away and redrawn with the same generator.
     Returns one sorted index array per client; together they hold every index exactly once.
 
-    >>> [len(part) for part in dirichlet_split([0, 0, 1, 1, 1, 2], 2, alpha=100.0, seed=0)]
-    [3, 3]
+    >>> labels = np.repeat([0, 1, 2], 20)
+    >>> [len(part) for part in dirichlet_split(labels, 3, alpha=100.0, seed=0)]
+    [20, 19, 21]
+    >>> [np.bincount(labels[part], minlength=3).tolist() for part in dirichlet_split(labels, 3, alpha=0.1, seed=0)]
+    [[0, 10, 19], [0, 4, 0], [20, 6, 1]]
     """
     labels = np.asarray(labels)
     if labels.ndim != 1 or len(labels) == 0:
