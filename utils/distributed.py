@@ -458,7 +458,7 @@ def zero_memory_per_rank(parameters: int, world_size: int, stage: int, *, weight
     (FSDP's full sharding).
 
     >>> zero_memory_per_rank(1000, 4, 0)["total"], zero_memory_per_rank(1000, 4, 1)["total"]
-    (16000, 10000.0)
+    (16000.0, 10000.0)
     >>> zero_memory_per_rank(1000, 4, 3)
     {'weights': 1000.0, 'gradients': 1000.0, 'optimizer': 2000.0, 'total': 4000.0}
     """
