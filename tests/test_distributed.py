@@ -160,3 +160,43 @@ def test_tensor_parallel_mlp_equals_the_unsplit_layer(world_size):
     for result in results:
         np.testing.assert_allclose(result["output"], expected, atol=1e-5)
     assert sum(r["weight_share"] for r in results) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("world_size,size", [(1, 3), (2, 1), (3, 10), (4, 3), (5, 1001)])
+def test_simulated_ring_equals_the_real_one(world_size, size):
+    g = torch.Generator().manual_seed(world_size)
+    tensors = [torch.randn(size, generator=g) for _ in range(world_size)]
+    before = [t.clone() for t in tensors]
+    results, sent = d.simulate_ring_all_reduce(tensors)
+    for result in results:
+        torch.testing.assert_close(result, sum(before), atol=1e-5, rtol=1e-5)
+    assert all(torch.equal(a, b) for a, b in zip(tensors, before))
+    real = d.launch(d.all_reduce_worker, world_size, size) if world_size > 1 else [{"ring_bytes": 0}]
+    assert [4 * s for s in sent] == [r["ring_bytes"] for r in real]
+
+
+def test_combine_gradients_equals_the_gradient_of_the_combined_batch():
+    torch.manual_seed(0)
+    model, x, y = torch.nn.Linear(3, 2), torch.randn(7, 3), torch.randint(0, 2, (7,))
+    loss = torch.nn.functional.cross_entropy
+    def grads(rows):
+        model.zero_grad()
+        loss(model(x[rows]), y[rows]).backward()
+        return {n: p.grad.clone() for n, p in model.named_parameters()}
+    combined = d.combine_gradients([grads(slice(0, 2)), grads(slice(2, 7))], [2, 5])
+    for name, value in grads(slice(0, 7)).items():
+        torch.testing.assert_close(combined[name], value)
+    with pytest.raises(ValueError):
+        d.combine_gradients([{}], [0])
+
+
+def test_torchrun_runs_the_same_training(tmp_path):
+    import subprocess
+    import sys
+    out = tmp_path / "weights.npy"
+    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m",
+                    "utils.distributed", "--steps", "4", "--windows", "40", "--context", "16", "--d-model", "32",
+                    "--out", str(out)], check=True, capture_output=True, timeout=120)
+    reference = d.train_single(d.demo_data(16, 40), config=lm.GPTConfig(context=16, d_model=32, n_heads=4, n_layers=2),
+                               steps=4, batch_size=8, world_size=2)
+    assert np.abs(np.load(out) - reference).max() < 1e-5

@@ -15,6 +15,7 @@ each strategy).
 
 from __future__ import annotations
 
+import argparse
 import math
 import os
 import socket
@@ -48,12 +49,17 @@ def _entry(worker: Callable, rank: int, world_size: int, port: int, queue, args:
     torch.set_num_threads(1)  # one core per process: a worker may raise it (train_worker's ``threads``)
     try:
         dist.init_process_group("gloo", rank=rank, world_size=world_size, timeout=timedelta(seconds=60))
-        try:
-            queue.put((rank, worker(rank, world_size, *args, **kwargs), None))
-        finally:
-            dist.destroy_process_group()
     except BaseException:
-        queue.put((rank, None, traceback.format_exc()))
+        queue.put((rank, None, (time.time(), traceback.format_exc())))
+        return
+    try:
+        queue.put((rank, worker(rank, world_size, *args, **kwargs), None))
+    except BaseException:
+        # the time it failed: a rank that fails closes its connections, so the others fail next ("Connection reset
+        # by peer"); the earliest failure is the cause
+        queue.put((rank, None, (time.time(), traceback.format_exc())))
+    finally:
+        dist.destroy_process_group()
 
 
 def _context():
@@ -105,7 +111,20 @@ def launch(worker: Callable, world_size: int, *args, timeout: float = 120.0, **k
                                        "the work is long, or look for a rank that skips a collective") from None
                 continue
             if error:
-                raise RuntimeError(f"worker rank {rank} of {world_size} failed:\n{error}")
+                errors = {rank: error}
+                settle = time.monotonic() + 1.0          # collect the failures that follow from this one
+                while time.monotonic() < settle and len(errors) + len(results) < world_size:
+                    try:
+                        other, _, other_error = results_queue.get(timeout=0.1)
+                    except queues.Empty:
+                        continue
+                    if other_error:
+                        errors[other] = other_error
+                first = min(errors, key=lambda r: errors[r][0])
+                after = sorted(set(errors) - {first})
+                raise RuntimeError(f"worker rank {first} of {world_size} failed"
+                                   + (f" (then ranks {after}, waiting for it)" if after else "")
+                                   + f":\n{errors[first][1]}")
             results[rank] = value
     finally:
         for process in processes:
@@ -182,6 +201,57 @@ def ring_all_reduce(tensor: torch.Tensor) -> int:
     return sent
 
 
+def simulate_ring_all_reduce(tensors: list[torch.Tensor]) -> tuple[list[torch.Tensor], list[int]]:
+    """The ring all-reduce of :func:`ring_all_reduce`, played out in one process: each rank's result and values sent.
+
+    ``tensors[r]`` is rank r's tensor (all of one shape); the inputs are not modified. Same chunks (``tensor_split``
+    into ``len(tensors)`` pieces), same schedule, same order of additions as the real one.
+
+    >>> results, sent = simulate_ring_all_reduce([torch.tensor([1., 2., 3.]), torch.tensor([10., 20., 30.])])
+    >>> [r.tolist() for r in results], sent
+    ([[11.0, 22.0, 33.0], [11.0, 22.0, 33.0]], [3, 3])
+    """
+    if not isinstance(tensors, (list, tuple)) or not tensors or not all(isinstance(t, torch.Tensor) for t in tensors):
+        raise ValueError("pass a non-empty list of tensors, one per rank")
+    if len({tuple(t.shape) for t in tensors}) > 1:
+        raise ValueError(f"every rank's tensor must have the same shape, got {[tuple(t.shape) for t in tensors]}")
+    n = len(tensors)
+    chunks = [list(torch.tensor_split(t.reshape(-1).clone(), n)) for t in tensors]
+    sent = [0] * n
+    for phase in ("reduce-scatter", "all-gather"):
+        for step in range(n - 1):
+            messages = []
+            for rank in range(n):             # everyone sends at once: collect the messages, then deliver them
+                index = (rank - step) % n if phase == "reduce-scatter" else (rank + 1 - step) % n
+                messages.append((index, chunks[rank][index].clone()))
+                sent[rank] += chunks[rank][index].numel()
+            for rank in range(n):
+                index, payload = messages[(rank - 1) % n]     # from the left neighbour
+                if phase == "reduce-scatter":
+                    chunks[rank][index] = chunks[rank][index] + payload
+                else:
+                    chunks[rank][index] = payload
+    return [torch.cat(c).reshape(t.shape) for c, t in zip(chunks, tensors)], sent
+
+
+def combine_gradients(gradients: list[dict[str, torch.Tensor]], batch_sizes: list[int]) -> dict[str, torch.Tensor]:
+    """The gradient of the mean loss over all ranks' examples, from each rank's gradient of its own mean loss.
+
+    Rank r's gradient is the mean over its ``batch_sizes[r]`` examples, so the combined one weights it by
+    ``batch_sizes[r] / sum(batch_sizes)``; with equal batches that is the plain mean DDP computes (sum, divide by N).
+
+    >>> combine_gradients([{"w": torch.tensor([1.0])}, {"w": torch.tensor([4.0])}], [1, 2])["w"].tolist()
+    [3.0]
+    """
+    if not gradients or len(gradients) != len(batch_sizes):
+        raise ValueError(f"need one gradient dict per rank and one batch size per rank, got {len(gradients)} and "
+                         f"{len(batch_sizes)}")
+    if any(not isinstance(b, (int, np.integer)) or b < 1 for b in batch_sizes):
+        raise ValueError(f"batch sizes must be positive integers, got {batch_sizes}")
+    total = sum(batch_sizes)
+    return {key: sum(g[key] * (b / total) for g, b in zip(gradients, batch_sizes)) for key in gradients[0]}
+
+
 def naive_all_reduce(tensor: torch.Tensor) -> int:
     """Sum ``tensor`` over all ranks in place by sending everything to rank 0 and back; the bytes this rank sent."""
     n, rank, size = dist.get_world_size(), dist.get_rank(), tensor.numel() * tensor.element_size()
@@ -210,7 +280,7 @@ def all_reduce_worker(rank: int, world_size: int, size: int, seed: int = 0) -> d
 
 
 # ---------------------------------------------------------------------------------------- data parallel
-def shard_indices(n_items: int, rank: int, world_size: int, *, shuffle: bool = True, seed: int = 0,
+def shard_indices(n_items: int, rank: int, world_size: int, shuffle: bool = True, seed: int = 0,
                   epoch: int = 0, drop_last: bool = False) -> list[int]:
     """The dataset indices rank ``rank`` of ``world_size`` reads in one epoch: ``DistributedSampler``'s, exactly.
 
@@ -331,6 +401,11 @@ def _flat_parameters(model: nn.Module) -> np.ndarray:
     """Every weight of the model as one float64 vector, sharded parameters gathered in full."""
     return torch.cat([(p.full_tensor() if hasattr(p, "full_tensor") else p).detach().reshape(-1)
                       for p in model.parameters()]).double().numpy()
+
+
+def demo_data(context: int, n_windows: int) -> torch.Tensor:
+    """The first ``n_windows`` windows of ``context`` bytes of the course corpus's training split (lesson 05's data)."""
+    return lm.corpus_split()[0][: n_windows * context + 1].clone()
 
 
 def train_single(data: torch.Tensor, *, config: lm.GPTConfig, steps: int, batch_size: int, lr: float = 1e-3,
@@ -517,3 +592,39 @@ def gpipe_schedule(stages: int, micro_batches: int) -> list[tuple[int, str, int,
     start = micro_batches + stages - 1
     backwards = [(s, "B", m, start + (stages - 1 - s) + m) for s in range(stages) for m in range(micro_batches)]
     return forwards + backwards
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run :func:`train_worker` under ``torchrun``, which starts the processes and sets RANK, WORLD_SIZE and the address.
+
+        torchrun --standalone --nproc-per-node 2 -m utils.distributed --steps 10 --out weights.npy
+
+    Rank 0 writes the trained weights to ``--out``. On several machines only torchrun's flags change (lesson 05).
+    """
+    parser = argparse.ArgumentParser(prog="torchrun ... -m utils.distributed", description=main.__doc__.split("\n")[0])
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--batch-size", type=int, default=8, help="windows per rank per step")
+    parser.add_argument("--windows", type=int, default=128, help="training windows in the dataset")
+    parser.add_argument("--context", type=int, default=32)
+    parser.add_argument("--d-model", type=int, default=64)
+    parser.add_argument("--layers", type=int, default=2)
+    parser.add_argument("--strategy", choices=STRATEGIES, default="ddp")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", required=True, help="where rank 0 saves the weights (.npy)")
+    args = parser.parse_args(argv)
+    dist.init_process_group("gloo")
+    try:
+        rank, world_size = dist.get_rank(), dist.get_world_size()
+        config = lm.GPTConfig(context=args.context, d_model=args.d_model, n_heads=4, n_layers=args.layers)
+        result = train_worker(rank, world_size, demo_data(args.context, args.windows), config=config, steps=args.steps,
+                              batch_size=args.batch_size, seed=args.seed, strategy=args.strategy)
+        if rank == 0:
+            np.save(args.out, result["params"])
+            print(f"{world_size} ranks trained {args.steps} steps; weights in {args.out}")
+    finally:
+        dist.destroy_process_group()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
