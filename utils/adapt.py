@@ -120,6 +120,19 @@ def uncertainty_scores(proba, kind: str = "entropy") -> np.ndarray:
         return -np.where(proba > 0, proba * np.log(proba), 0.0).sum(1)
 
 
+def select_pseudo_labels(proba, classes, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """The rows whose top probability is *above* ``threshold``, and their predicted labels (``classes[argmax]``).
+
+    >>> select_pseudo_labels([[0.9, 0.1], [0.6, 0.4], [0.2, 0.8]], np.array([3, 7]), 0.75)
+    (array([0, 2]), array([3, 7]))
+    """
+    proba, classes = np.asarray(proba, dtype=float), np.asarray(classes)
+    if proba.ndim != 2 or proba.shape[1] != len(classes):
+        raise ValueError(f"proba must have one column per class ({len(classes)}), got shape {proba.shape}")
+    rows = np.flatnonzero(proba.max(1) > threshold)
+    return rows, classes[proba[rows].argmax(1)]
+
+
 def self_training(make_model: Callable[[], object], X, y, threshold: float = 0.75, max_iter: int = 10):
     """Pseudo-labelling: fit on the labelled rows (``y == -1`` marks unlabelled), add every unlabelled row whose
     top probability exceeds ``threshold`` with its predicted label, refit; stop when none is added.
@@ -135,12 +148,51 @@ def self_training(make_model: Callable[[], object], X, y, threshold: float = 0.7
         unknown = np.flatnonzero(~known)
         if len(unknown) == 0:
             break
-        proba = model.predict_proba(X[unknown])
-        confident = proba.max(1) > threshold
-        if not confident.any():
+        rows, pseudo = select_pseudo_labels(model.predict_proba(X[unknown]), model.classes_, threshold)
+        if len(rows) == 0:
             break
-        labels[unknown[confident]] = model.classes_[proba[confident].argmax(1)]
+        labels[unknown[rows]] = pseudo
     else:
         known = labels != -1
         model = make_model().fit(X[known], labels[known])
     return model, labels
+
+
+def fine_tune_lm(model: nn.Module, train: torch.Tensor, val: torch.Tensor, *, steps: int, batch_size: int = 8,
+                 lr: float = 1e-3, eval_every: int = 25, eval_batches: int = 8, seed: int = 0) -> list[dict]:
+    """AdamW on the trainable parameters with random windows of ``train`` (the model's context long); validation
+    bits per byte every ``eval_every`` steps.
+
+    Keeps the weights of the evaluation with the lowest validation loss (early stopping: chosen on validation, so
+    report on a test set) and returns the history: step, validation bits per byte, seconds so far.
+    """
+    import time
+
+    from utils import lm
+
+    generator, context = torch.Generator().manual_seed(seed), model.config.context
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=lr, weight_decay=0.0)
+    history, best, best_state, started = [], math.inf, None, time.perf_counter()
+
+    def evaluate(step):
+        nonlocal best, best_state
+        bpb = lm.evaluate_bpb(model, val, batches=eval_batches, batch_size=16, seed=seed) if len(val) > context + 1 else math.nan
+        history.append({"step": step, "val_bpb": bpb, "seconds": time.perf_counter() - started})
+        if bpb < best:
+            best, best_state = bpb, copy.deepcopy(model.state_dict())
+
+    evaluate(0)
+    model.train()
+    for step in range(1, steps + 1):
+        x, y = lm.random_batch(train, batch_size, context, generator)
+        _, loss = model(x, y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if step % eval_every == 0 or step == steps:
+            evaluate(step)
+            model.train()
+    model.load_state_dict(best_state)
+    model.eval()
+    return history
