@@ -37,6 +37,8 @@ TEST_PARAMETERS = {
     "06_tuning_ensembles": {"n_seeds": 4, "n_trials": 30, "real_trials": 4, "n_val_draws": 10, "mlp_seeds": 2,
                             "n_trees": 30, "nested_seeds": 2},
     "06_tuning_ensembles_lab": {},
+    "07_transfer_learning": {"steps": 20, "eval_every": 10, "target_sizes": [0, 4000, 64000], "n_seeds": 2},
+    "07_transfer_learning_lab": {},
     "14_deployment": {"epochs": 10, "latency_repeats": 50, "n_requests": 300},
     "14_deployment_lab": {},
     "19_business_value": {"n_customers": 8000, "n_seeds": 2, "n_experiments": 1000},
