@@ -241,7 +241,7 @@ def ignoring_seed(check_id, fresh_every_call: bool):
 
 def test_seeded_checks_are_the_random_ones():
     assert SEEDED == ["02.smote", "03.stratified_kfold_indices", "05.shard_indices", "09.permutation_importance", "11.clip_and_noise",
-                      "11.laplace_mechanism", "12.dirichlet_split", "12.pairwise_masks", "16.reservoir_sample"]
+                      "11.laplace_mechanism", "12.dirichlet_split", "12.pairwise_masks", "13.pgd", "16.reservoir_sample"]
 
 
 @pytest.mark.parametrize("check_id", SEEDED)
