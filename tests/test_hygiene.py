@@ -50,3 +50,13 @@ def test_every_solution_has_a_lesson():
     lessons = {p.stem for p in (ROOT / "notebooks").glob("*.ipynb")}
     for solution in (ROOT / "solutions").glob("*_lab.ipynb"):
         assert solution.stem.removesuffix("_lab") in lessons
+
+
+@pytest.mark.parametrize("path", EXECUTED, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_no_fixed_thread_count(path):
+    """Threads come from seed_everything (BML_NUM_THREADS): the suite runs two kernels on two cores with one thread
+    each. A notebook that sets two threads itself oversubscribes the cores; lesson 07 doing so took 216 s instead of
+    about 35 s in a CI run."""
+    code = "\n".join(c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code")
+    assert not re.search(r"set_num_threads\(\s*\d", code), \
+        f"{path.name} fixes torch's thread count; let utils.repro.seed_everything set it"
