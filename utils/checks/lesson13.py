@@ -42,35 +42,31 @@ def _input_gradient(model, x, y):
     return x.grad
 
 
-def fgsm_descends(model, x, y, eps):
+def _gradient_in_eval_mode(model, x, y):
     was = model.training
     model.eval()
     g = _input_gradient(model, x, y)
     model.train(was)
+    return g
+
+
+def fgsm_descends(model, x, y, eps):
+    g = _gradient_in_eval_mode(model, x, y)
     return (x - eps * g.sign()).clamp(0, 1)
 
 
 def fgsm_without_clamp(model, x, y, eps):
-    was = model.training
-    model.eval()
-    g = _input_gradient(model, x, y)
-    model.train(was)
+    g = _gradient_in_eval_mode(model, x, y)
     return x + eps * g.sign()
 
 
 def fgsm_with_the_gradient(model, x, y, eps):
-    was = model.training
-    model.eval()
-    g = _input_gradient(model, x, y)
-    model.train(was)
+    g = _gradient_in_eval_mode(model, x, y)
     return (x + eps * g).clamp(0, 1)
 
 
 def fgsm_sign_of_zero_is_one(model, x, y, eps):
-    was = model.training
-    model.eval()
-    g = _input_gradient(model, x, y)
-    model.train(was)
+    g = _gradient_in_eval_mode(model, x, y)
     return (x + eps * torch.where(g >= 0, 1.0, -1.0)).clamp(0, 1)
 
 
