@@ -37,7 +37,7 @@ TEST_PARAMETERS = {
     "06_tuning_ensembles": {"n_seeds": 4, "n_trials": 30, "real_trials": 4, "n_val_draws": 10, "mlp_seeds": 2,
                             "n_trees": 30, "nested_seeds": 2},
     "06_tuning_ensembles_lab": {},
-    "07_transfer_learning": {"steps": 20, "eval_every": 10, "target_sizes": [0, 4000, 64000], "n_seeds": 2},
+    "07_transfer_learning": {"steps": 10, "eval_every": 10, "target_sizes": [0, 64000], "n_seeds": 2},
     "07_transfer_learning_lab": {},
     "13_robustness_security": {"n_seeds": 1, "eps_grid": [0.0, 0.05, 0.1], "adv_epochs": 20, "poison_rates": [0.0, 0.05],
                                "query_budgets": [50, 360], "lm_queries": 300},
