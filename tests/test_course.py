@@ -60,3 +60,14 @@ def test_lesson_map_has_all_twenty_rows():
 def test_readme_marks_every_planned_lesson(entry):
     assert re.search(rf"^\| {entry.number} \| [^|]*\*\(planned\)\* \|", README, re.M), \
         f"README's lesson map lacks a planned row for lesson {entry.number}"
+
+
+def test_binder_installs_the_course_pins_with_cpu_torch():
+    """Binder gets exactly requirements.txt (no second list to drift) with PyTorch's CPU index, then the package."""
+    binder = course.ROOT / "binder"
+    lines = [line.strip() for line in (binder / "requirements.txt").read_text().splitlines()
+             if line.strip() and not line.startswith("#")]
+    assert lines == ["--extra-index-url https://download.pytorch.org/whl/cpu", "-r ../requirements.txt"]
+    post_build = binder / "postBuild"
+    assert post_build.stat().st_mode & 0o111, "binder/postBuild must be executable"
+    assert "pip install --no-deps -e ." in post_build.read_text()
