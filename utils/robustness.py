@@ -1,5 +1,6 @@
 """Attacks on a trained model and the measurements that judge defences (lesson 13).
 
+- :func:`input_gradient`: the loss's gradient with respect to the input, the step both attacks take.
 - :func:`fgsm` and :func:`pgd`: adversarial examples within an L∞ ball (Goodfellow et al. 2015; Madry et al. 2018),
   inputs kept in [0, 1], the model left in the mode it was in. Equal to the Adversarial Robustness Toolbox's.
 - :func:`add_trigger`, :func:`poison` and :func:`attack_success_rate`: a BadNets-style backdoor (Gu et al. 2017)
@@ -37,8 +38,9 @@ def _check_attack_inputs(model, x, y, eps):
         raise ValueError(f"eps must be a number >= 0 (the L∞ budget in the input's units), got {eps!r}")
 
 
-def _input_gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """The gradient of the summed cross-entropy with respect to the input, computed in eval mode."""
+def input_gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """The gradient of the summed cross-entropy with respect to the input, computed in eval mode (the model's
+    mode is restored), so each row gets its own loss's gradient."""
     was_training = model.training
     model.eval()
     try:
@@ -64,7 +66,7 @@ def fgsm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float) -> torc
     tensor([[0.4000, 0.6000]])
     """
     _check_attack_inputs(model, x, y, eps)
-    gradient = _input_gradient(model, x, y)
+    gradient = input_gradient(model, x, y)
     return (x.detach() + eps * gradient.sign()).clamp(0.0, 1.0)
 
 
@@ -94,7 +96,7 @@ def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, alpha: f
     else:
         adv = x0.clone()
     for _ in range(steps):
-        adv = adv + alpha * _input_gradient(model, adv, y).sign()
+        adv = adv + alpha * input_gradient(model, adv, y).sign()
         adv = torch.max(torch.min(adv, x0 + eps), x0 - eps).clamp(0.0, 1.0)   # project the total perturbation
     return adv.detach()
 
@@ -182,12 +184,13 @@ def trigger_scan(model: nn.Module, x, size: int = 2, value: float = 1.0, side: i
     model.eval()
     try:
         x = torch.as_tensor(np.asarray(x), dtype=torch.float32)
-        clean = model(x).argmax(1)
+        logits = model(x)
+        clean, n_classes = logits.argmax(1), logits.shape[1]
         results = []
         for r in range(side - size + 1):
             for c in range(side - size + 1):
                 moved = model(add_trigger(x, size=size, value=value, side=side, row=r, col=c)).argmax(1)
-                counts = torch.bincount(moved[moved != clean], minlength=model(x[:1]).shape[1])
+                counts = torch.bincount(moved[moved != clean], minlength=n_classes)
                 cls = int(counts.argmax())
                 others = int((clean != cls).sum())
                 share = float(((moved == cls) & (clean != cls)).sum()) / max(others, 1)

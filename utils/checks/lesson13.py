@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from utils import robustness
 from utils.checks.core import Case, Mistake, Spec, register
@@ -36,43 +35,29 @@ def _with_mode(output, args):
 # --- 13.fgsm ---
 
 
-def _input_gradient(model, x, y):
-    x = x.detach().clone().requires_grad_(True)
-    F.cross_entropy(model(x), y, reduction="sum").backward()
-    return x.grad
-
-
-def _gradient_in_eval_mode(model, x, y):
-    was = model.training
-    model.eval()
-    g = _input_gradient(model, x, y)
-    model.train(was)
-    return g
-
-
 def fgsm_descends(model, x, y, eps):
-    g = _gradient_in_eval_mode(model, x, y)
+    g = robustness.input_gradient(model, x, y)
     return (x - eps * g.sign()).clamp(0, 1)
 
 
 def fgsm_without_clamp(model, x, y, eps):
-    g = _gradient_in_eval_mode(model, x, y)
+    g = robustness.input_gradient(model, x, y)
     return x + eps * g.sign()
 
 
 def fgsm_with_the_gradient(model, x, y, eps):
-    g = _gradient_in_eval_mode(model, x, y)
+    g = robustness.input_gradient(model, x, y)
     return (x + eps * g).clamp(0, 1)
 
 
 def fgsm_sign_of_zero_is_one(model, x, y, eps):
-    g = _gradient_in_eval_mode(model, x, y)
+    g = robustness.input_gradient(model, x, y)
     return (x + eps * torch.where(g >= 0, 1.0, -1.0)).clamp(0, 1)
 
 
 def fgsm_leaves_eval_mode(model, x, y, eps):
     model.eval()
-    return (x + eps * _input_gradient(model, x, y).sign()).clamp(0, 1)
+    return (x + eps * robustness.input_gradient(model, x, y).sign()).clamp(0, 1)
 
 
 def _fgsm_cases() -> list[Case]:
@@ -123,7 +108,7 @@ def _pgd_like(step_rule):
         model.eval()
         adv = _start(x, eps, seed, random_start)
         for _ in range(steps):
-            adv = step_rule(adv, x, _input_gradient(model, adv, y), eps, alpha)
+            adv = step_rule(adv, x, robustness.input_gradient(model, adv, y), eps, alpha)
         model.train(was)
         return adv.detach()
     return attack
