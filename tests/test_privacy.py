@@ -114,3 +114,38 @@ def test_k_anonymity_unique_share_and_hmac():
     assert privacy.hmac_pseudonym("7", key) == hmac.new(key, b"7", hashlib.sha256).hexdigest()
     with pytest.raises(ValueError, match="16 random bytes"):
         privacy.hmac_pseudonym("7", b"short")
+
+
+def test_exposure_by_definition_and_its_errors():
+    assert privacy.exposure([-3.0, -1.0, -2.0, -5.0], 1) == 2.0
+    assert privacy.exposure([-3.0, -1.0, -2.0, -5.0], 3) == 0.0                  # least likely of 4
+    assert privacy.exposure(torch.tensor([0.0, 0.0, -1.0]), 0) == pytest.approx(np.log2(3))   # ties do not count
+    rng = np.random.default_rng(0)
+    scores = rng.normal(size=1000)
+    for secret in rng.integers(0, 1000, 20):
+        rank = 1 + np.argsort(-scores).tolist().index(secret)
+        assert privacy.exposure(scores, int(secret)) == pytest.approx(np.log2(1000) - np.log2(rank))
+    for bad, message in [(([1.0], 0), "at least 2"), (([1.0, np.nan], 0), "NaN"), (([1.0, 2.0], 2), "index"),
+                         (([1.0, 2.0], 1.0), "index"), (([[1.0, 2.0]], 0), "1-D")]:
+        with pytest.raises(ValueError, match=message):
+            privacy.exposure(*bad)
+
+
+def test_secret_log_probs_equal_scoring_each_secret_alone():
+    from utils import lm
+
+    torch.manual_seed(0)
+    model = lm.GPT(lm.GPTConfig(context=32, d_model=32, n_heads=2, n_layers=1))
+    prefixes = ["pin 01: ", "pin 02: "]
+    tree = privacy.secret_log_probs(model, prefixes, digits=2)
+    assert tree.shape == (2, 100)
+    for row, prefix in enumerate(prefixes):
+        for secret in (0, 7, 42, 99):
+            ids = torch.tensor([list(f"{prefix}{secret:02d}".encode())])
+            log_p = torch.log_softmax(model(ids[:, :-1]), dim=-1)[0, -2:].gather(1, ids[0, -2:, None]).sum()
+            assert tree[row, secret] == pytest.approx(float(log_p), abs=1e-5)
+    assert (tree.exp().sum(dim=1) < 1).all()        # the other 246 bytes take the rest of the probability
+    with pytest.raises(ValueError, match="same length"):
+        privacy.secret_log_probs(model, ["a", "bb"], digits=2)
+    with pytest.raises(ValueError, match="digits"):
+        privacy.secret_log_probs(model, ["a"], digits=0)

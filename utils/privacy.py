@@ -1,5 +1,6 @@
 """Privacy from scratch: the Laplace mechanism, DP-SGD (per-sample clipping and noise) with its RDP
-accountant, membership inference, k-anonymity and keyed pseudonyms.
+accountant, membership inference, k-anonymity and keyed pseudonyms; a language model's memorisation of
+planted canaries (exposure, Carlini et al. 2019).
 
 ``tests/test_privacy.py`` checks the accountant against Opacus and DP-SGD's pieces against their definitions.
 """
@@ -222,3 +223,56 @@ def hmac_pseudonym(identifier: str, key: bytes) -> str:
     if len(key) < 16:
         raise ValueError("use a key of at least 16 random bytes (for example secrets.token_bytes(32))")
     return hmac.new(key, identifier.encode(), hashlib.sha256).hexdigest()
+
+
+# --- memorisation in a language model: canaries and exposure (Carlini et al., 2019, "The Secret Sharer") ---
+
+def exposure(log_probs, secret: int) -> float:
+    """Exposure of a planted secret: log2(number of candidates) - log2(its rank) among all candidates.
+
+    ``log_probs[i]`` is the model's log-probability of candidate ``i``; ``secret`` is the planted one's index.
+    Rank 1 is the most likely candidate, and only strictly more likely candidates count against the secret
+    (rank = 1 + the number of candidates with a higher log-probability; ties go to the secret). Exposure runs from 0
+    (the secret is the least likely) to log2(len(log_probs)) (the most likely: the model gives it away).
+
+    >>> exposure([-3.0, -1.0, -2.0, -5.0], 1)   # the most likely of 4: log2(4) - log2(1)
+    2.0
+    >>> round(exposure([-3.0, -1.0, -2.0, -5.0], 0), 3)   # third of 4: 2 - log2(3)
+    0.415
+    """
+    values = np.asarray(log_probs.detach().cpu() if isinstance(log_probs, torch.Tensor) else log_probs, dtype=float)
+    if values.ndim != 1 or len(values) < 2:
+        raise ValueError(f"log_probs must be one score per candidate (1-D, at least 2), got shape {values.shape}")
+    if not np.all(np.isfinite(values)):
+        raise ValueError("log_probs contains NaN or infinite values; score every candidate with a finite log-probability")
+    if isinstance(secret, (bool, np.bool_)) or not isinstance(secret, (int, np.integer)) or not 0 <= secret < len(values):
+        raise ValueError(f"secret must be an index into log_probs (0 to {len(values) - 1}), got {secret!r}")
+    rank = 1 + int(np.sum(values > values[secret]))
+    return float(math.log2(len(values)) - math.log2(rank))
+
+
+@torch.no_grad()
+def secret_log_probs(model: torch.nn.Module, prefixes: list[str], digits: int) -> torch.Tensor:
+    """log p(secret | prefix) of every ``digits``-digit secret after each prefix: shape (len(prefixes), 10**digits).
+
+    Column ``i`` is the secret ``f"{i:0{digits}d}"``. Built as a tree: one forward pass per digit position over
+    every partial secret (1 + 10 + ... + 10**(digits - 1) sequences per prefix instead of 10**digits), which
+    gives the same numbers as scoring each secret on its own. The prefixes must have the same length in bytes.
+    """
+    encoded = [list(prefix.encode("utf-8")) for prefix in prefixes]
+    if not encoded or len({len(e) for e in encoded}) != 1 or not encoded[0]:
+        raise ValueError("give one or more non-empty prefixes with the same length in bytes (pad them to one format)")
+    if not isinstance(digits, int) or not 1 <= digits <= 6:
+        raise ValueError(f"digits must be an integer from 1 to 6, got {digits!r}")
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    digit_ids = torch.tensor(list(b"0123456789"), device=device)
+    sequences = torch.tensor(encoded, device=device)
+    scores = torch.zeros(len(prefixes), 1, device=device)
+    for _ in range(digits):
+        next_digit = torch.log_softmax(model(sequences)[:, -1].float(), dim=-1)[:, digit_ids]   # (partial secrets, 10)
+        scores = (scores.reshape(-1, 1) + next_digit).reshape(len(prefixes), -1)
+        sequences = torch.cat([sequences.repeat_interleave(10, dim=0), digit_ids.repeat(len(sequences))[:, None]], dim=1)
+    model.train(was_training)
+    return scores.cpu()

@@ -1,4 +1,4 @@
-"""Checks for lab 11 (privacy): laplace_mechanism, clip_and_noise, k_anonymity, hmac_pseudonym."""
+"""Checks for lab 11 (privacy): laplace_mechanism, clip_and_noise, k_anonymity, hmac_pseudonym, exposure."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pandas as pd
 import torch
 
 from utils.checks.core import Case, Mistake, Spec, reject, register
-from utils.privacy import clip_and_noise, hmac_pseudonym, k_anonymity, laplace_mechanism
+from utils.privacy import clip_and_noise, exposure, hmac_pseudonym, k_anonymity, laplace_mechanism
 
 # --- 11.laplace_mechanism: random, so 4,000 draws are compared with the reference's by their statistics ---
 
@@ -231,4 +231,70 @@ register(Spec(
                                      "hmac.new(key, ..., hashlib.sha256)."),
         Mistake(hmac_md5, "Use SHA-256 as HMAC's hash (hashlib.sha256), not MD5."),
         Mistake(hmac_key_and_message_swapped, "The key comes first: hmac.new(key, message, hashlib.sha256)."),
+    )))
+
+
+# --- 11.exposure ---
+
+def _values(log_probs):
+    return np.asarray(log_probs.detach().cpu() if isinstance(log_probs, torch.Tensor) else log_probs, dtype=float)
+
+
+def rank_counted_from_zero(log_probs, secret):
+    values = _values(log_probs)
+    rank = list(np.argsort(-values, kind="stable")).index(secret)      # 0 for the most likely
+    with np.errstate(divide="ignore"):
+        return float(np.log2(len(values)) - np.log2(rank))
+
+
+def exposure_in_nats(log_probs, secret):
+    values = _values(log_probs)
+    return float(np.log(len(values)) - np.log(1 + np.sum(values > values[secret])))
+
+
+def rank_from_the_least_likely(log_probs, secret):
+    values = _values(log_probs)
+    return float(np.log2(len(values)) - np.log2(1 + np.sum(values < values[secret])))
+
+
+def ties_count_against(log_probs, secret):
+    values = _values(log_probs)
+    return float(np.log2(len(values)) - np.log2(np.sum(values >= values[secret])))
+
+
+def exposure_as_log_rank(log_probs, secret):
+    values = _values(log_probs)
+    return float(np.log2(1 + np.sum(values > values[secret])))
+
+
+def _exposure_cases() -> list[Case]:
+    four = [-3.0, -1.0, -2.0, -5.0]
+    cases = [Case((list(four), secret), f"log_probs {four}, secret {secret}", atol=1e-9) for secret in (1, 0, 3)]
+    cases += [Case(([-0.5, -0.5, -2.0], 1), "a tie for first place ([-0.5, -0.5, -2.0], secret 1)", atol=1e-9),
+              Case(([1.5, -0.2], 0), "two candidates, positive scores, the secret first", atol=1e-9),
+              Case((np.array([2.0, 2.0, 2.0, 2.0]), 3), "four equal scores (a numpy array)", atol=1e-9),
+              Case((torch.tensor([-7.0, -1.0, -4.0, -9.0, -1.0]), 2), "a torch tensor with a tie elsewhere", atol=1e-9)]
+    rng = np.random.default_rng(11)
+    for n in (10, 1000):
+        scores = rng.normal(-8, 3, n)
+        for secret in rng.integers(0, n, 3):
+            cases.append(Case((scores.copy(), int(secret)), f"{n} random log-probabilities, secret {int(secret)}",
+                              atol=1e-9))
+    return cases
+
+
+register(Spec(
+    "11.exposure", exposure, _exposure_cases,
+    hint="rank = 1 + the number of candidates with a strictly higher log-probability than the secret's; "
+         "return log2(len(log_probs)) - log2(rank) as a float.",
+    mistakes=(
+        Mistake(rank_counted_from_zero, "Rank 1 is the most likely candidate: count the candidates above the secret "
+                                        "and add 1 (a rank of 0 gives log2(0))."),
+        Mistake(exposure_in_nats, "Exposure is in bits: use log2, not the natural log."),
+        Mistake(rank_from_the_least_likely, "Rank from the most likely candidate down: count the candidates with a "
+                                            "higher log-probability, not a lower one."),
+        Mistake(ties_count_against, "Only candidates strictly more likely than the secret count against it: a tie "
+                                    "goes to the secret (use >, not >=)."),
+        Mistake(exposure_as_log_rank, "Exposure is log2(number of candidates) - log2(rank): high when the secret is "
+                                      "near the top, not log2 of the rank itself."),
     )))
