@@ -1,4 +1,4 @@
-"""Checks for lab 01 (evaluation): macro precision/recall/F1, ROC AUC, expected value, the best threshold, ECE.
+"""Checks for lab 01 (evaluation): macro precision/recall/F1, ROC AUC, expected value, the best threshold, ECE, bits per byte.
 
 Each check runs hand-written cases chosen so that a plausible mistake gives a different number, plus
 generated ones (sizes, label sets, ties, AUC below 0.5, values on bin edges) from a fixed seed.
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from utils import metrics
+from utils import lmeval, metrics
 from utils.checks.core import Case, Mistake, Spec, format_value as fmt, register
 
 
@@ -267,4 +267,61 @@ register(Spec(
         Mistake(ece_one_in_its_own_bin, "A probability of exactly 1.0 belongs to the last bin, not to a bin of its own."),
         Mistake(ece_right_closed_bins, "Bins include their left edge: 0.5 with 4 bins goes into [0.5, 0.75), "
                                        "so bin = floor(p * n_bins), capped at n_bins - 1."),
+    )))
+
+
+# --- 01.bits_per_byte_from_tokens ---
+
+def _as_floats(values):
+    return np.asarray(values.detach().cpu() if hasattr(values, "detach") else values, dtype=float)
+
+
+def bpb_in_nats(token_nats, token_bytes):
+    return float(_as_floats(token_nats).sum() / _as_floats(token_bytes).sum())
+
+
+def bpb_per_token(token_nats, token_bytes):
+    return float(_as_floats(token_nats).mean() / np.log(2))
+
+
+def bpb_mean_of_ratios(token_nats, token_bytes):
+    return float(np.mean(_as_floats(token_nats) / _as_floats(token_bytes)) / np.log(2))
+
+
+def bpb_log10(token_nats, token_bytes):
+    return float(_as_floats(token_nats).sum() / np.log(10) / _as_floats(token_bytes).sum())
+
+
+def bpb_perplexity(token_nats, token_bytes):
+    return float(2 ** (_as_floats(token_nats).sum() / np.log(2) / _as_floats(token_bytes).sum()))
+
+
+def _bpb_cases() -> list[Case]:
+    import torch
+
+    ln2 = np.log(2)
+    cases = [Case(([ln2, 2 * ln2], [1, 1]), "two one-byte tokens of 1 and 2 bits"),
+             Case(([3 * ln2], [2]), "one token of 2 bytes costing 3 bits"),
+             Case(([0.5, 4.0, 0.0], [1, 5, 2]), "three tokens of 1, 5 and 2 bytes, one certain (0 nats)"),
+             Case((np.array([2.0, 2.0]), np.array([3, 1])), "numpy arrays, equal losses on unequal tokens"),
+             Case((torch.tensor([1.0, 0.25, 3.0]), torch.tensor([4, 1, 2])), "torch tensors")]
+    rng = np.random.default_rng(1)
+    for n in (1, 10, 500):
+        nats, sizes = rng.exponential(2.0, n), rng.integers(1, 9, n)
+        cases.append(Case((nats, sizes), f"{n} random tokens of 1 to 8 bytes", atol=1e-9))
+    return cases
+
+
+register(Spec(
+    "01.bits_per_byte_from_tokens", lmeval.bits_per_byte_from_tokens, _bpb_cases,
+    hint="Add up all the token losses (nats), convert to bits by dividing by ln 2, then divide by the total number "
+         "of bytes.",
+    mistakes=(
+        Mistake(bpb_in_nats, "The losses are in nats (natural log): divide by ln 2 to get bits."),
+        Mistake(bpb_per_token, "That is bits per token: divide the total by the number of bytes the tokens cover, "
+                               "not by the number of tokens."),
+        Mistake(bpb_mean_of_ratios, "Average over bytes, not tokens: sum(nats) / sum(bytes), not the mean of each "
+                                    "token's nats / bytes (a long token must weigh more)."),
+        Mistake(bpb_log10, "Bits are log base 2: divide the nats by ln 2, not ln 10."),
+        Mistake(bpb_perplexity, "Return the bits per byte itself, not 2 ** bits (that is the perplexity per byte)."),
     )))
