@@ -22,7 +22,7 @@ TEST_PARAMETERS = {
                        "bench_repeats": 20},
     "08_compression_lab": {},
     "09_explainability": {"n_explained": 2, "kernel_samples": [30, 1000], "n_forest_rows": 3000, "perm_repeats": 5,
-                          "digits_epochs": 15, "surrogate_radii": [0.1, 1.0]},
+                          "digits_epochs": 15, "surrogate_radii": [0.1, 1.0], "lm_prompts": 16, "completeness_steps": [16, 64]},
     "09_explainability_lab": {},
     "10_fairness": {"n_train_rows": 8000},
     "10_fairness_lab": {},

@@ -116,3 +116,34 @@ def test_integrated_gradients_refuses_bad_input():
         explain.integrated_gradients(linear_net(), torch.zeros(4), torch.zeros(3))
     with pytest.raises(ValueError, match="steps"):
         explain.integrated_gradients(linear_net(), torch.zeros(4), torch.zeros(4), steps=0)
+
+
+def test_occlusion_equals_one_forward_per_replaced_position():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3))
+    x, baseline = torch.randn(4), torch.zeros(4)
+    saved = x.clone()
+    drops = explain.occlusion(model, x, baseline, target=2)
+    for i in range(4):
+        replaced = x.clone()
+        replaced[i] = baseline[i]
+        expected = (model(x[None])[0, 2] - model(replaced[None])[0, 2]).item()
+        assert drops[i].item() == pytest.approx(expected, abs=1e-6)
+    linear = torch.nn.Linear(4, 2)
+    assert torch.allclose(explain.occlusion(linear, x, baseline, 1), linear.weight[1].detach() * x, atol=1e-6)
+    assert torch.equal(x, saved) and model.training               # the input is untouched, the mode restored
+    with pytest.raises(ValueError, match="same shape"):
+        explain.occlusion(model, x, torch.zeros(3), 0)
+
+
+def test_next_byte_logits_from_embeddings_equal_the_language_model():
+    from utils import lm
+
+    torch.manual_seed(0)
+    language_model = lm.GPT(lm.GPTConfig(context=16, d_model=16, n_heads=2, n_layers=1)).eval()
+    ids = torch.randint(0, 256, (2, 10))
+    logits = explain.NextByteLogits(language_model)(language_model.tok_emb(ids))
+    assert torch.allclose(logits, language_model(ids)[:, -1], atol=1e-6)
+    embeddings = language_model.tok_emb(ids[0]).detach()
+    sequence_drops = explain.occlusion(explain.NextByteLogits(language_model), embeddings, torch.zeros_like(embeddings), 65)
+    assert sequence_drops.shape == (10,)

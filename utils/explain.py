@@ -145,3 +145,39 @@ def integrated_gradients(model: torch.nn.Module, x: torch.Tensor, baseline: torc
     average = (gradients[:-1] + gradients[1:]).mean(dim=0) / 2  # trapezoid rule
     model.train(was_training)
     return ((x - baseline) * average).detach()
+
+
+def occlusion(model: torch.nn.Module, x: torch.Tensor, baseline: torch.Tensor, target: int) -> torch.Tensor:
+    """Drop in ``model(x)[target]`` when each position along x's first axis alone is replaced by the baseline's.
+
+    ``x`` is one input without its batch axis: features (F,), or a sequence of embeddings (T, d) where
+    position ``i`` is ``x[i]``. Returns a tensor with one value per position (positive: the position supported
+    the target). Occlusion (Zeiler and Fergus, 2014) asks the model directly, one counterfactual per position;
+    integrated gradients share its baseline but not its question.
+    """
+    if x.shape != baseline.shape:
+        raise ValueError(f"x and baseline must have the same shape, got {tuple(x.shape)} and {tuple(baseline.shape)}")
+    if x.ndim == 0:
+        raise ValueError("x needs at least one axis: the positions to occlude")
+    was_training = model.training
+    model.eval()
+    x = x.detach()
+    occluded = x.unsqueeze(0).repeat(len(x) + 1, *([1] * x.ndim))   # row 0: x itself; row i + 1: position i replaced
+    positions = torch.arange(len(x), device=x.device)
+    occluded[positions + 1, positions] = baseline.detach().to(x.dtype)
+    with torch.no_grad():
+        outputs = _target_output(model, occluded, target)
+    model.train(was_training)
+    return (outputs[0] - outputs[1:]).detach()
+
+
+class NextByteLogits(torch.nn.Module):
+    """A language model of ``utils.lm`` as a function of its input token embeddings, for attribution:
+    (batch, time, d_model) -> the logits of the byte after the last position, (batch, vocab)."""
+
+    def __init__(self, language_model: torch.nn.Module):
+        super().__init__()
+        self.language_model = language_model
+
+    def forward(self, embeddings: torch.Tensor) -> torch.Tensor:
+        return self.language_model.from_embeddings(embeddings)[:, -1]

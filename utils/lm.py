@@ -200,13 +200,23 @@ class GPT(nn.Module):
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None):
         """Logits (batch, time, vocab), and the mean cross-entropy in nats when ``targets`` are given."""
-        time = idx.shape[1]
+        logits = self.from_embeddings(self.tok_emb(idx))
+        if targets is None:
+            return logits
+        return logits, nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
+
+    def from_embeddings(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits (batch, time, vocab) from token embeddings (batch, time, d_model): everything after the lookup.
+
+        Positions are added here, so a gradient with respect to ``x`` is a gradient with respect to the tokens'
+        embeddings alone (lesson 09 attributes the next byte to them).
+        """
+        time = x.shape[1]
         if time > self.config.context and self.config.position == "learned":
             raise ValueError(f"a sequence of {time} tokens is longer than the context of {self.config.context}: "
                              "learned positions have no embedding beyond it")
-        x = self.tok_emb(idx)
         if self.config.position == "learned":
-            x = x + self.pos_emb(torch.arange(time, device=idx.device))
+            x = x + self.pos_emb(torch.arange(time, device=x.device))
         elif self.config.position == "sinusoidal":
             table = self.pos_table if time <= len(self.pos_table) else sinusoidal_positions(time, self.config.d_model)
             x = x + table[:time].to(x.device, x.dtype)
@@ -215,10 +225,7 @@ class GPT(nn.Module):
                 x = torch.utils.checkpoint.checkpoint(block, x, use_reentrant=False)
             else:
                 x = block(x)
-        logits = self.ln_f(x) @ self.tok_emb.weight.T
-        if targets is None:
-            return logits
-        return logits, nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
+        return self.ln_f(x) @ self.tok_emb.weight.T
 
 
 def encoder_layer_like(block: Block) -> nn.TransformerEncoderLayer:

@@ -248,3 +248,119 @@ register(Spec(
         Mistake(r2_plain_mean, "Centre y on its weighted mean, np.average(y, weights=w)."),
         Mistake(r2_total_unweighted, "Weight the total sum of squares too."),
     )))
+
+
+# --- 09.occlusion: features (F,) and sequences of embeddings (T, d); the model's mode must come back ---
+
+def _with_mode(output, args):
+    """The drops, and whether the model is in training mode after the call."""
+    values = output.detach().cpu().numpy() if isinstance(output, torch.Tensor) else output
+    return values, bool(args[0].training)
+
+
+def _forward_drops(model, x, replaced_rows, target):
+    with torch.no_grad():
+        return model(x[None])[0, target] - model(replaced_rows)[:, target]
+
+
+def occlusion_cumulative(model, x, baseline, target):
+    model.eval()
+    current, rows = x.clone(), []
+    for i in range(len(x)):
+        current[i] = baseline[i]                 # never put position i back
+        rows.append(current.clone())
+    drops = _forward_drops(model, x, torch.stack(rows), target)
+    model.train()
+    return drops
+
+
+def _single_replacements(x, baseline):
+    rows = x.unsqueeze(0).repeat(len(x), *([1] * x.ndim))
+    rows[torch.arange(len(x)), torch.arange(len(x))] = baseline
+    return rows
+
+
+def occlusion_output_not_drop(model, x, baseline, target):
+    was = model.training
+    model.eval()
+    with torch.no_grad():
+        out = model(_single_replacements(x, baseline))[:, target]
+    model.train(was)
+    return out
+
+
+def occlusion_sign_reversed(model, x, baseline, target):
+    return -explain.occlusion(model, x, baseline, target)
+
+
+def occlusion_with_zeros(model, x, baseline, target):
+    return explain.occlusion(model, x, torch.zeros_like(x), target)
+
+
+def occlusion_keeps_only_one(model, x, baseline, target):
+    was = model.training
+    model.eval()
+    rows = baseline.unsqueeze(0).repeat(len(x), *([1] * x.ndim))
+    rows[torch.arange(len(x)), torch.arange(len(x))] = x
+    with torch.no_grad():
+        drops = model(rows)[:, target] - model(baseline[None])[0, target]
+    model.train(was)
+    return drops
+
+
+def occlusion_leaves_eval_mode(model, x, baseline, target):
+    model.eval()
+    return _forward_drops(model, x, _single_replacements(x, baseline), target)
+
+
+class _TinySequenceModel(nn.Module):
+    """(batch, time, d) -> (batch, classes): a position-aware mix, so every position and order matter."""
+
+    def __init__(self, time, d, classes, seed, dropout=0.0):
+        super().__init__()
+        torch.manual_seed(seed)
+        self.mix = nn.Linear(time * d, 16)
+        self.drop = nn.Dropout(dropout)
+        self.out = nn.Linear(16, classes)
+
+    def forward(self, x):
+        return self.out(self.drop(torch.tanh(self.mix(x.flatten(1)))))
+
+
+def _occlusion_cases() -> list[Case]:
+    generator = torch.Generator().manual_seed(97)
+    cases = []
+    for sizes, gain, target, kind, seed in (((5, 12, 3), 2.0, 1, "random", 98), ((3, 8, 2), 1.0, 0, "zeros", 99),
+                                            ((8, 16, 4), 3.0, 3, "ones", 100)):
+        model = _network(sizes, seed, gain)
+        x = torch.randn(sizes[0], generator=generator) * 1.5
+        baseline = {"zeros": torch.zeros(sizes[0]), "ones": torch.ones(sizes[0]),
+                    "random": torch.randn(sizes[0], generator=generator)}[kind]
+        x[-1] = baseline[-1]            # a feature already at its baseline: its drop is exactly 0
+        cases.append(Case((model, x, baseline, target), f"a {'-'.join(map(str, sizes))} tanh network, {sizes[0]} "
+                          f"features, baseline {kind}, target {target}", atol=1e-5, size=sum(sizes)))
+    for time, d, dropout, seed in ((4, 3, 0.0, 101), (6, 2, 0.5, 102)):
+        model = _TinySequenceModel(time, d, 3, seed, dropout)
+        x, baseline = torch.randn(time, d, generator=generator), torch.randn(time, d, generator=generator)
+        label = f"a sequence of {time} embeddings of size {d}" + (", model in training mode with dropout" if dropout else "")
+        cases.append(Case((model, x, baseline, 2), label, atol=1e-5, size=time * d + 20))
+    return cases
+
+
+register(Spec(
+    "09.occlusion", explain.occlusion, _occlusion_cases, measure=_with_mode,
+    hint="For each position i (x[i]: a feature, or one row of a sequence), copy x, set position i to baseline[i], "
+         "and return model(x)[target] minus model(copy)[target], with the model in eval mode and its mode restored.",
+    mistakes=(
+        Mistake(occlusion_cumulative, "Replace one position at a time, starting from x again for each: earlier "
+                                      "positions must be put back."),
+        Mistake(occlusion_output_not_drop, "Return the drop, model(x)[target] - model(occluded)[target], not the "
+                                           "occluded output itself."),
+        Mistake(occlusion_sign_reversed, "The drop is model(x)[target] - model(occluded)[target]: positive when the "
+                                         "position supported the target."),
+        Mistake(occlusion_with_zeros, "Replace with the baseline you were given, not zeros."),
+        Mistake(occlusion_keeps_only_one, "Occlusion removes one position from x; it does not add one position to "
+                                          "the baseline."),
+        Mistake(occlusion_leaves_eval_mode, "Put the model back in the mode it came in (model.train(was_training)): "
+                                            "the caller may be training it."),
+    )))
