@@ -7,7 +7,7 @@ Keys are notebook names without ``.ipynb``; a notebook missing here runs with it
 
 TEST_PARAMETERS = {
     "00_start_here": {"epochs": 5},
-    "01_evaluation": {"n_repeats": 8, "n_boot": 200, "leak_seeds": 1, "rare_draws": 5, "lm_seeds": 1, "lm_items": 120},
+    "01_evaluation": {"n_repeats": 8, "n_boot": 200, "leak_seeds": 1, "rare_draws": 5, "lm_seeds": 1, "lm_items": 100, "lm_leak_steps": 40},
     "01_evaluation_lab": {},
     "02_data_quality": {"n_seeds": 2, "n_rows": 5000, "n_noise_features": 1000},
     "02_data_quality_lab": {},
