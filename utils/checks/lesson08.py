@@ -247,3 +247,73 @@ register(Spec(
         Mistake(svd_smallest_singular_values, "Keep the largest singular values (the first ones: "
                                               "torch.linalg.svd sorts them in decreasing order)."),
     )))
+
+
+# --- 08.quantize_groupwise: compared through the weights it stands for (dequantised) and its largest code ---
+
+def _groupwise_result(output, args):
+    weight = args[0]
+    if not (isinstance(output, tuple) and len(output) == 2):
+        from utils.checks.core import reject
+        reject(f"expected a pair (q, scale), got a {type(output).__name__}.",
+               "Return q (int8 codes) and scale, as quantize_per_channel does.")
+    q, scale = output
+    approx = (q.to(torch.float32) * scale).reshape(weight.shape)
+    return approx.numpy(), int(q.abs().max()), str(q.dtype)
+
+
+def groupwise_one_scale_per_row(weight, bits=4, group_size=64):
+    q, scale = compression.quantize_groupwise(weight, bits, weight.shape[1])   # one group: the whole row
+    groups = weight.shape[1] // group_size
+    return q.reshape(weight.shape[0], groups, group_size), scale.expand(weight.shape[0], groups, 1).clone()
+
+
+def groupwise_asymmetric_range(weight, bits=4, group_size=64):
+    qmax = 2 ** (bits - 1)
+    groups = weight.reshape(weight.shape[0], -1, group_size)
+    scale = (groups.abs().amax(dim=-1, keepdim=True) / qmax).clamp(min=1e-12)
+    return torch.round(groups / scale).clamp(-qmax, qmax - 1).to(torch.int8), scale
+
+
+def groupwise_unsigned_range(weight, bits=4, group_size=64):
+    qmax = 2 ** bits - 1
+    groups = weight.reshape(weight.shape[0], -1, group_size)
+    scale = (groups.abs().amax(dim=-1, keepdim=True) / qmax).clamp(min=1e-12)
+    return torch.round(groups / scale).clamp(-qmax, qmax).to(torch.int8), scale
+
+
+def groupwise_without_abs(weight, bits=4, group_size=64):
+    qmax = 2 ** (bits - 1) - 1
+    groups = weight.reshape(weight.shape[0], -1, group_size)
+    scale = (groups.amax(dim=-1, keepdim=True) / qmax).clamp(min=1e-12)
+    return torch.round(groups / scale).clamp(-qmax, qmax).to(torch.int8), scale
+
+
+def _groupwise_cases() -> list[Case]:
+    generator = torch.Generator().manual_seed(808)
+    cases = []
+    w = torch.tensor([[0.1, -0.2, 0.05, 0.3, 4.0, -0.1, 0.2, 0.0], [-0.6, 0.1, 0.2, -0.05, 0.3, 0.3, -0.2, 0.1]])
+    cases.append(Case((w, 4, 4), "a 2x8 weight with an outlier 4.0 in its second group, int4, groups of 4"))
+    zeros = torch.tensor([[0.0, 0.0, 0.0, 0.0, 0.3, -0.1, 0.0, 0.2]])
+    cases.append(Case((zeros, 4, 4), "a row whose first group is all zeros (q must stay 0, not NaN)"))
+    for rows, cols, bits, group in ((4, 16, 4, 8), (3, 64, 3, 16), (8, 128, 4, 64), (2, 12, 8, 6)):
+        w = torch.randn(rows, cols, generator=generator) * 0.05
+        w[0, 0] = -1.0                                   # a negative outlier: the largest magnitude of its group
+        cases.append(Case((w, bits, group), f"a random {rows}x{cols} weight with a negative outlier, int{bits}, "
+                          f"groups of {group}", atol=1e-6))
+    return cases
+
+
+register(Spec(
+    "08.quantize_groupwise", compression.quantize_groupwise, _groupwise_cases, measure=_groupwise_result,
+    hint="Reshape to (rows, columns / group_size, group_size); per group, scale = max|w| / (2 ** (bits - 1) - 1); "
+         "q = round(w / scale) clamped to ±(2 ** (bits - 1) - 1), as torch.int8; return (q, scale).",
+    mistakes=(
+        Mistake(groupwise_one_scale_per_row, "One scale per group of group_size consecutive weights, not per row: "
+                                             "an outlier should spoil only its own group."),
+        Mistake(groupwise_asymmetric_range, "Use the symmetric range ±(2 ** (bits - 1) - 1) (±7 for int4): dividing "
+                                            "by 8 and clipping at 7 cuts the largest positive weights."),
+        Mistake(groupwise_unsigned_range, "A signed int4 holds -7..7, not ±15: qmax = 2 ** (bits - 1) - 1."),
+        Mistake(groupwise_without_abs, "Take the largest magnitude of each group, max|w|: a group whose biggest "
+                                       "weight is negative needs it too."),
+    )))
