@@ -40,3 +40,21 @@ def test_service_and_autoscaler_point_at_the_deployment():
     hpa = docs["HorizontalPodAutoscaler"]["spec"]
     assert hpa["scaleTargetRef"]["name"] == docs["Deployment"]["metadata"]["name"]
     assert 1 <= hpa["minReplicas"] <= hpa["maxReplicas"]
+
+
+def test_canary_gets_its_stated_share_and_never_mixes_with_the_stable_pods():
+    canary = {doc["kind"]: doc for doc in yaml.safe_load_all((DEPLOY / "k8s-canary.yaml").read_text())}
+    stable = manifests()
+    weights = {ref["name"]: ref["weight"] for ref in canary["HTTPRoute"]["spec"]["rules"][0]["backendRefs"]}
+    assert weights == {stable["Service"]["metadata"]["name"]: 90, canary["Service"]["metadata"]["name"]: 10}
+    stable_pods = stable["Deployment"]["spec"]["template"]["metadata"]["labels"]
+    canary_pods = canary["Deployment"]["spec"]["template"]["metadata"]["labels"]
+    selects = lambda selector, labels: all(labels.get(k) == v for k, v in selector.items())  # noqa: E731
+    assert selects(stable["Service"]["spec"]["selector"], stable_pods)
+    assert not selects(stable["Service"]["spec"]["selector"], canary_pods)
+    assert selects(canary["Service"]["spec"]["selector"], canary_pods)
+    assert not selects(canary["Service"]["spec"]["selector"], stable_pods)
+    stable_probes = {k: v for k, v in stable["Deployment"]["spec"]["template"]["spec"]["containers"][0].items()
+                     if k.endswith("Probe")}
+    assert stable_probes == {k: v for k, v in canary["Deployment"]["spec"]["template"]["spec"]["containers"][0].items()
+                             if k.endswith("Probe")}
