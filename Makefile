@@ -49,6 +49,7 @@ define WARM_IMPORTS
 import torch, torch.onnx, sklearn.linear_model, sklearn.ensemble, scipy.stats, pandas, matplotlib.pyplot, shap
 import onnx, onnxruntime, fastapi, uvicorn, httpx, pydantic, opacus, fairlearn.metrics, cleanlab.filter, imblearn
 import papermill, ipykernel.kernelapp, nbformat, cryptography, torchao, optuna, peft, art.attacks.evasion
+import mlflow, mlflow.sklearn, skops.io, statsmodels.stats.proportion, statsmodels.stats.power
 import utils.data, utils.lm, utils.train, utils.serving, utils.compression, utils.checks
 endef
 export WARM_IMPORTS

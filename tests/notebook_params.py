@@ -54,6 +54,8 @@ TEST_PARAMETERS = {
     "16_monitoring": {"n_train_rows": 8000, "window": 1000, "drift_draws": 2, "n_null_windows": 100, "mmd_rows": 150, "n_permutations": 50,
                       "stream_windows": 20, "drift_start": 10, "online_batches": 40, "n_seeds": 2, "task_epochs": 10},
     "16_monitoring_lab": {},
+    "17_versioning_testing": {"lm_steps": 2, "n_null_streams": 200, "n_experiments": 1000},
+    "17_versioning_testing_lab": {},
     "18_long_sequences": {"lengths": [256, 1024, 2048], "memory_length": 2048, "bench_repeats": 3, "train_steps": 60,
                           "position_seeds": 1, "eval_multiples": [1, 4], "needle_trials": 16},
     "18_long_sequences_lab": {},
