@@ -114,6 +114,13 @@ def _identity(output, args):
     return output
 
 
+def with_model_mode(output, args):
+    """A measure for answers that take a model first: the result, and whether the model is in training mode after
+    the call (an answer that calls model.eval() must put the mode back)."""
+    values = output.detach().cpu().numpy() if _is_tensor(output) else output
+    return values, bool(args[0].training)
+
+
 @dataclass
 class Spec:
     """Everything a check needs, declared in one place (see the module docstring)."""

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from utils import explain
-from utils.checks.core import Case, Mistake, Spec, format_value as fmt, mutation_hint, register
+from utils.checks.core import Case, Mistake, Spec, format_value as fmt, mutation_hint, register, with_model_mode
 
 # --- 09.exact_shapley ---
 
@@ -252,12 +252,6 @@ register(Spec(
 
 # --- 09.occlusion: features (F,) and sequences of embeddings (T, d); the model's mode must come back ---
 
-def _with_mode(output, args):
-    """The drops, and whether the model is in training mode after the call."""
-    values = output.detach().cpu().numpy() if isinstance(output, torch.Tensor) else output
-    return values, bool(args[0].training)
-
-
 def _forward_drops(model, x, replaced_rows, target):
     with torch.no_grad():
         return model(x[None])[0, target] - model(replaced_rows)[:, target]
@@ -348,7 +342,7 @@ def _occlusion_cases() -> list[Case]:
 
 
 register(Spec(
-    "09.occlusion", explain.occlusion, _occlusion_cases, measure=_with_mode,
+    "09.occlusion", explain.occlusion, _occlusion_cases, measure=with_model_mode,
     hint="For each position i (x[i]: a feature, or one row of a sequence), copy x, set position i to baseline[i], "
          "and return model(x)[target] minus model(copy)[target], with the model in eval mode and its mode restored.",
     mistakes=(

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from utils import robustness
-from utils.checks.core import Case, Mistake, Spec, register
+from utils.checks.core import Case, Mistake, Spec, register, with_model_mode
 
 
 def _model(seed: int, n_in: int, dropout: bool = False, zero_column: bool = False) -> nn.Module:
@@ -25,11 +25,6 @@ def _inputs(seed: int, n: int, n_in: int):
     x = torch.rand(n, n_in, generator=g)
     x[0, :2] = torch.tensor([0.0, 1.0])   # values on the edges of the valid range: the clamp matters
     return x, torch.randint(0, 3, (n,), generator=g)
-
-
-def _with_mode(output, args):
-    """The adversarial inputs, and whether the model is in training mode after the call."""
-    return output.detach().cpu().numpy(), bool(args[0].training)
 
 
 # --- 13.fgsm ---
@@ -75,7 +70,7 @@ def _fgsm_cases() -> list[Case]:
 
 
 register(Spec(
-    "13.fgsm", robustness.fgsm, _fgsm_cases, measure=_with_mode,
+    "13.fgsm", robustness.fgsm, _fgsm_cases, measure=with_model_mode,
     hint="Gradient of the summed cross-entropy with respect to x (in eval mode), then "
          "clamp(x + eps * sign(gradient), 0, 1); put the model back in the mode it was in.",
     mistakes=(
@@ -142,7 +137,7 @@ def _pgd_cases() -> list[Case]:
 
 
 register(Spec(
-    "13.pgd", robustness.pgd, _pgd_cases, measure=_with_mode, seed=(6, lambda number: number),
+    "13.pgd", robustness.pgd, _pgd_cases, measure=with_model_mode, seed=(6, lambda number: number),
     hint="Start at clamp(x + (torch.rand(x.shape, generator=torch.Generator().manual_seed(seed)) * 2 - 1) * eps, 0, 1) "
          "(or at x without random_start); each step: adv + alpha * sign(gradient at adv), then clip adv - x to "
          "[-eps, eps] and adv to [0, 1]. Gradients in eval mode; restore the model's mode.",
