@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 HASH   := $(shell cat requirements.txt pyproject.toml | sha256sum | cut -c1-12)
 STAMP  := $(VENV)/.installed-$(HASH)
 
-.PHONY: lab test test-fast lint bench labs clean
+.PHONY: lab test test-fast lint bench labs site site-check clean
 
 # Your answers live in workspace/ (ignored by git): copied from labs/ once, never overwritten.
 lab: $(STAMP)
@@ -29,6 +29,17 @@ lint: $(STAMP)
 # Executes every notebook with its default parameters and prints the timing table.
 bench: $(STAMP)
 	BML_DEFAULT_PARAMETERS=1 $(BIN)/python -m pytest -n 1 tests/test_notebooks.py
+
+# The course as a static site under build/site/ (open build/site/index.html; no network needed): executes each
+# notebook that has no executed copy newer than itself (default parameters, two at a time; about ten minutes from
+# a fresh clone on two cores), renders every page, then checks every page, link, anchor and figure.
+site: $(STAMP)
+	$(BIN)/python -m utils.site build
+
+# Opens the built site's index and lesson 04 in headless Chromium when it is installed (apt-get install chromium),
+# saves screenshots under build/site-screenshots/ and checks that MathJax typeset the formulas.
+site-check: $(STAMP)
+	$(BIN)/python -m utils.site screenshot
 
 # Regenerates labs/ from solutions/.
 labs: $(STAMP)

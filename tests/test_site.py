@@ -1,0 +1,184 @@
+"""The offline site, built from a small course in a temporary folder: pages, links, anchors, figures, search.
+
+The real course's site (39 executed notebooks, about 40 s to render) is built and checked by `make site`, which
+runs the same `site.check`; here a three-page course built in about a second exercises every part of it, and each
+mistake the check exists for is made on purpose and must be caught.
+"""
+
+import base64
+import json
+import re
+import shutil
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
+
+from utils import course, site
+
+# A 1x1 PNG: the figure each executed notebook carries.
+PNG = base64.b64encode(bytes.fromhex(
+    "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4890000000d4944415478da63f8cfc0f01f0005000201"
+    "e9d2cf9c0000000049454e44ae426082")).decode()
+LESSONS = (course.Lesson("04", "alpha", "如何加速训练？", "How do you train faster?", "available"),
+           course.Lesson("18", "beta", "如何处理长序列？", "How do you handle long sequences?", "available", lab=False),
+           course.Lesson("19", "gamma", "商业价值？", "What is it worth?"))
+
+
+def notebook(number, title, figure=True, parameters=None, references=""):
+    cells = [
+        new_markdown_cell(f'# {number} · {title}\n\n<a id="{number}-question"></a>\n\n> **The question:** why?\n\n'
+                          f"## 1. Measure it\n\n**[{number}-measure]** The loss is $L = -\\log p$. {references}"),
+        new_code_cell("from utils import metrics, show\n\ndef local():\n    return 1\n\n"
+                      "show.source(metrics.confusion_matrix)\nshow.source(local)",
+                      outputs=[new_output("display_data", data={"image/png": PNG, "text/plain": "<Figure>"})]
+                      if figure else []),
+        new_markdown_cell(f"## 2. Interview questions\n\nThe proof: **[{number}-measure]**."),
+    ]
+    result = new_notebook(cells=cells, metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                                                "language": "python"}})
+    if parameters is not None:
+        result.metadata["papermill"] = {"parameters": parameters, "end_time": "2026-11-24T10:00:00"}
+    return result
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    root = tmp_path_factory.mktemp("course")
+    sources = {"notebooks/04_alpha.ipynb": notebook("04", "Alpha", parameters={"steps": 2}),
+               "solutions/04_alpha_lab.ipynb": notebook("04", "Alpha lab", figure=False, parameters={}),
+               "notebooks/18_beta.ipynb": notebook("18", "Beta", figure=False, references="See **[04-measure]**.")}
+    for name, nb in sources.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        nbformat.write(nb, root / name)
+    pages = [site.Page(root / "notebooks/04_alpha.ipynb", "notebooks/04_alpha.html", "04 · alpha", "04"),
+             site.Page(root / "solutions/04_alpha_lab.ipynb", "solutions/04_alpha_lab.html", "04 · alpha: lab", "04"),
+             site.Page(root / "notebooks/18_beta.ipynb", "notebooks/18_beta.html", "18 · beta", "18")]
+    out = root / "site"
+    assert site.build(out, executed=None, pages=pages, lessons=LESSONS, log=lambda *_: None) == []
+    return out, pages
+
+
+def read(out, name):
+    return (out / name).read_text(encoding="utf-8")
+
+
+def test_the_built_site_passes_its_own_check(built):
+    out, pages = built
+    assert site.check(out, pages) == []
+
+
+def test_figures_are_embedded_and_math_loads_from_the_site_itself(built):
+    out, _ = built
+    page = read(out, "notebooks/04_alpha.html")
+    assert f"data:image/png;base64,{PNG}" in page
+    assert re.search(r'<script defer(="")? src="../_static/mathjax/tex-svg-full.js">', page)
+    assert (out / "_static/mathjax/tex-svg-full.js").stat().st_size > 1_000_000
+    for path in out.rglob("*.html"):
+        assert not re.search(r'<(script|link|img)[^>]+(src|href)="(https?:)?//', read(out, path.relative_to(out))), \
+            f"{path.name} loads something from the network"
+
+
+def test_labels_become_anchors_and_references_link_to_them_across_pages(built):
+    out, _ = built
+    alpha, beta = read(out, "notebooks/04_alpha.html"), read(out, "notebooks/18_beta.html")
+    assert alpha.count('id="04-measure"') == 1
+    assert '<a class="bml-label" href="#04-measure">' in alpha
+    assert '<a class="bml-label" href="../notebooks/04_alpha.html#04-measure">' in beta
+    assert beta.count('id="18-measure"') == 1
+
+
+def test_navigation_follows_reading_order_lesson_then_its_lab(built):
+    out, _ = built
+    lab = read(out, "solutions/04_alpha_lab.html")
+    pager = re.search(r'<div class="bml-pager">(.*?)</div>', lab).group(1)
+    assert re.findall(r'href="([^"]+)"', pager) == ["../notebooks/04_alpha.html", "../notebooks/18_beta.html"]
+    assert 'The lesson: <a href="../notebooks/04_alpha.html">' in lab
+
+
+def test_each_page_says_which_parameters_produced_its_numbers(built):
+    out, _ = built
+    assert "smaller parameters (steps=2)" in read(out, "notebooks/04_alpha.html")
+    assert "with its default parameters" in read(out, "solutions/04_alpha_lab.html")
+    assert "Not executed" in read(out, "notebooks/18_beta.html")
+
+
+def test_index_and_question_pages_come_from_the_registry_and_the_question_bank(built):
+    out, _ = built
+    index = read(out, "index.html")
+    assert '<a href="notebooks/04_alpha.html">alpha</a>' in index and "如何加速训练？" in index
+    assert "<td>19</td><td>gamma</td>" in index and "planned" in index
+    questions = read(out, "questions.html")
+    assert '<a href="notebooks/04_alpha.html#04-question">' in questions
+    assert "如何优化AI大模型的训练速度？" in questions   # bank 000, Q2: answered by lesson 04
+
+
+def test_search_index_holds_every_heading_and_the_lessons_questions(built):
+    out, _ = built
+    text = read(out, "_static/search_index.js")
+    entries = json.loads(text.removeprefix("window.BML_SEARCH = ").rstrip().rstrip(";"))
+    urls = {entry["u"] for entry in entries}
+    assert {"notebooks/04_alpha.html#1.-Measure-it", "notebooks/18_beta.html#2.-Interview-questions"} <= urls
+    measured = next(e for e in entries if e["u"] == "notebooks/04_alpha.html#1.-Measure-it")
+    assert measured["t"] == "1. Measure it" and "The loss is" in measured["x"]
+    asked = [e for e in entries if "训练速度" in e["t"]]
+    assert asked and all(e["u"] == "notebooks/04_alpha.html#04-question" for e in asked)
+
+
+def test_from_scratch_page_shows_the_utils_source_and_where_the_lesson_presents_it(built):
+    out, _ = built
+    page = read(out, "scratch.html")
+    assert "<code>utils.metrics.confusion_matrix</code>" in page
+    assert "confusion_matrix" in re.sub(r"<[^>]+>", "", page.split("utils.metrics.confusion_matrix</code>")[1])
+    assert "local" not in re.sub(r"<[^>]+>", "", page)   # defined in the notebook: shown there, not listed
+
+
+def _break(out, name, old, new):
+    path = out / name
+    text = path.read_text(encoding="utf-8")
+    assert old in text, f"{old!r} not in {name}"
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+
+
+MISTAKES = {
+    "a page is missing": (lambda out: (out / "notebooks/18_beta.html").unlink(), "missing page notebooks/18_beta.html"),
+    "a script from a CDN": (lambda out: _break(out, "notebooks/04_alpha.html", "</head>",
+                                               '<script src="https://cdn.example.org/x.js"></script></head>'),
+                            "loads https://cdn.example.org/x.js from the network"),
+    "a link to no page": (lambda out: _break(out, "index.html", 'href="notebooks/04_alpha.html"',
+                                             'href="notebooks/04_alpha.ipynb"'), "which does not exist"),
+    "a link to no anchor": (lambda out: _break(out, "questions.html", "#04-question", "#04-questions"),
+                            "no anchor #04-questions"),
+    "a label with no definition": (lambda out: _break(out, "notebooks/04_alpha.html", 'id="04-measure"', 'id="x"'),
+                                   "no anchor #04-measure"),
+    "a figure as a file": (lambda out: _break(out, "notebooks/04_alpha.html", f"data:image/png;base64,{PNG}",
+                                              "figure.png"), "image figure.png is not embedded"),
+    "a figure dropped": (lambda out: _break(out, "notebooks/04_alpha.html", f'src="data:image/png;base64,{PNG}"',
+                                            'src=""'), "0 embedded figures, but its notebook has 1"),
+}
+
+
+@pytest.mark.parametrize("mistake", MISTAKES)
+def test_check_catches(mistake, built, tmp_path):
+    out, pages = built
+    copy = tmp_path / "site"
+    shutil.copytree(out, copy)
+    make, expected = MISTAKES[mistake]
+    make(copy)
+    problems = site.check(copy, pages)
+    assert any(expected in problem for problem in problems), problems
+
+
+def test_the_real_course_has_a_page_for_every_available_lesson_and_its_solution():
+    hrefs = [page.href for page in site.course_pages()]
+    for entry in course.available():
+        assert f"notebooks/{entry.notebook.stem}.html" in hrefs
+        solution = course.ROOT / "solutions" / f"{entry.notebook.stem}_lab.ipynb"
+        assert (f"solutions/{solution.stem}.html" in hrefs) == solution.exists()
+    assert len(hrefs) == len(set(hrefs))
+
+
+def test_screenshot_without_chromium_says_how_to_install_it(monkeypatch, capsys, tmp_path):
+    monkeypatch.setattr(site.shutil, "which", lambda name: None)
+    assert site.screenshot(tmp_path) == 0
+    assert "apt-get install chromium" in capsys.readouterr().out
