@@ -36,6 +36,24 @@ def test_every_available_lesson_has_the_anchor_the_index_links_to():
         assert f'<a id="{questions.anchor(entry.number)}">' in first, entry.notebook.name
 
 
+def test_every_question_points_at_an_anchor_in_its_own_lesson():
+    """The section is an explicit <a id> in the lesson's markdown (stable when cells move), of that lesson."""
+    table = questions.load()
+    assert table.section.str.fullmatch(r"\d\d-[a-z0-9-]+").all()
+    assert (table.section.str[:2] == table.lesson).all()
+    for entry in course.available():
+        cells = json.loads(entry.notebook.read_text(encoding="utf-8"))["cells"]
+        markdown = "".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
+        for section in table[table.lesson == entry.number].section.unique():
+            assert f'<a id="{section}"></a>' in markdown, f"{entry.notebook.name} has no anchor {section}"
+
+
+def test_most_questions_point_at_a_section_not_the_whole_lesson():
+    table = questions.load()
+    whole = table.section == table.lesson.map(questions.anchor)
+    assert whole.sum() <= 15, table[whole][["bank", "number", "title_en"]]
+
+
 def test_questions_page_is_up_to_date():
     assert questions.PAGE.read_text(encoding="utf-8") == questions.render(), \
         "run `python -m utils.questions build` and commit QUESTIONS.md"

@@ -11,6 +11,7 @@ import re
 import shutil
 
 import nbformat
+import pandas as pd
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
@@ -23,6 +24,10 @@ PNG = base64.b64encode(bytes.fromhex(
 LESSONS = (course.Lesson("04", "alpha", "如何加速训练？", "How do you train faster?", "available"),
            course.Lesson("18", "beta", "如何处理长序列？", "How do you handle long sequences?", "available", lab=False),
            course.Lesson("19", "gamma", "商业价值？", "What is it worth?"))
+QUESTIONS = pd.DataFrame({"bank": ["000", "001", "004"], "number": [2, 3, 30], "lesson": ["04", "04", "18"],
+                          "title_zh": ["如何优化AI大模型的训练速度？", "如何优化训练过程？", "如何处理长序列？"],
+                          "title_en": ["Faster training?", "A better training process?", "Long sequences?"],
+                          "section": ["04-measure", "04-question", "18-measure"]})
 
 
 def notebook(number, title, figure=True, parameters=None, references=""):
@@ -55,7 +60,7 @@ def built(tmp_path_factory):
              site.Page(root / "solutions/04_alpha_lab.ipynb", "solutions/04_alpha_lab.html", "04 · alpha: lab", "04"),
              site.Page(root / "notebooks/18_beta.ipynb", "notebooks/18_beta.html", "18 · beta", "18")]
     out = root / "site"
-    assert site.build(out, executed=None, pages=pages, lessons=LESSONS, log=lambda *_: None) == []
+    assert site.build(out, executed=None, pages=pages, lessons=LESSONS, table=QUESTIONS, log=lambda *_: None) == []
     return out, pages
 
 
@@ -110,7 +115,9 @@ def test_index_and_question_pages_come_from_the_registry_and_the_question_bank(b
     assert "<td>19</td><td>gamma</td>" in index and "planned" in index
     questions = read(out, "questions.html")
     assert '<a href="notebooks/04_alpha.html#04-question">' in questions
-    assert "如何优化AI大模型的训练速度？" in questions   # bank 000, Q2: answered by lesson 04
+    assert '如何优化AI大模型的训练速度？</td><td>Faster training?</td><td><a href="notebooks/04_alpha.html#04-measure">' \
+        in questions
+    assert '<a href="notebooks/04_alpha.html#04-question">the whole lesson</a>' in questions
 
 
 def test_search_index_holds_every_heading_and_the_lessons_questions(built):
@@ -122,7 +129,7 @@ def test_search_index_holds_every_heading_and_the_lessons_questions(built):
     measured = next(e for e in entries if e["u"] == "notebooks/04_alpha.html#1.-Measure-it")
     assert measured["t"] == "1. Measure it" and "The loss is" in measured["x"]
     asked = [e for e in entries if "训练速度" in e["t"]]
-    assert asked and all(e["u"] == "notebooks/04_alpha.html#04-question" for e in asked)
+    assert [e["u"] for e in asked] == ["notebooks/04_alpha.html#04-measure"]
 
 
 def test_from_scratch_page_shows_the_utils_source_and_where_the_lesson_presents_it(built):

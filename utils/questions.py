@@ -1,8 +1,10 @@
 """The question-bank index: every numbered question of the five banks the course is built from, and its lesson.
 
 ``data/questions.csv`` holds one row per (bank, number): the title as the bank writes it, an English version
-in the course's words, and the lesson that answers it. ``QUESTIONS.md`` is generated from it, grouped by
-lesson, with links to the lesson's question anchor (``<a id="NN-question">`` in its first cell).
+in the course's words, the lesson that answers it, and the section: the label of the part of the lesson that
+answers it (``17-registry``), an explicit ``<a id="17-registry">`` anchor in the notebook's markdown, so it does
+not move when cells are added; ``NN-question`` (the lesson's first cell) where the whole lesson is the answer.
+``QUESTIONS.md`` is generated from it, grouped by lesson, each question linking to its section.
 
     python -m utils.questions build   # write QUESTIONS.md
     python -m utils.questions check   # exit 1 when QUESTIONS.md is stale
@@ -42,6 +44,14 @@ def anchor(number: str) -> str:
     return f"{number}-question"
 
 
+def section_link(entry, section: str) -> str:
+    """A markdown link from QUESTIONS.md to the section of ``entry``'s notebook that answers a question."""
+    if entry.status != "available":
+        return "planned"
+    name = "the whole lesson" if section == anchor(entry.number) else section
+    return f"[{name}](notebooks/{entry.notebook.name}#{section})"
+
+
 def render() -> str:
     """QUESTIONS.md: the questions grouped by lesson, Chinese and English side by side."""
     table = load()
@@ -61,8 +71,9 @@ def render() -> str:
         else:
             heading = f"## {title} (planned)"
         lines += [heading, "", f"*{entry.question_zh} / {entry.question_en}*", "",
-                  "| bank | # | 问题 | question |", "| --- | --- | --- | --- |"]
-        lines += [f"| {r.bank} | {r.number} | {r.title_zh} | {r.title_en} |" for r in rows.itertuples()]
+                  "| bank | # | 问题 | question | answered in |", "| --- | --- | --- | --- | --- |"]
+        lines += [f"| {r.bank} | {r.number} | {r.title_zh} | {r.title_en} | {section_link(entry, r.section)} |"
+                  for r in rows.itertuples()]
         lines.append("")
     return "\n".join(lines)
 

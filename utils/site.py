@@ -84,10 +84,18 @@ def executed_copy(page: Page, executed: Path) -> Path:
     return executed / page.source.parent.name / page.source.name
 
 
-def is_fresh(page: Page, executed: Path) -> bool:
+def is_newer(page: Page, executed: Path) -> bool:
     """An executed copy exists and is newer than its notebook."""
     copy = executed_copy(page, executed)
     return copy.exists() and copy.stat().st_mtime >= page.source.stat().st_mtime
+
+
+def is_fresh(page: Page, executed: Path) -> bool:
+    """An executed copy newer than its notebook that ran to the end (a failed run is tried again)."""
+    if not is_newer(page, executed):
+        return False
+    metadata = json.loads(executed_copy(page, executed).read_text(encoding="utf-8")).get("metadata", {})
+    return not metadata.get("papermill", {}).get("exception")
 
 
 def execute(page: Page, executed: Path) -> str | None:
@@ -151,6 +159,8 @@ def link_labels(body: str, page: Page, owners: dict[str, str]) -> str:
         owner = owners.get(match.group(1))
         if owner == page.href and label not in seen:
             seen.add(label)
+            if f'id="{label}"' in body:       # the notebook's own <a id> anchor is already there
+                return f'<strong class="bml-label">[{label}]</strong>'
             return f'<strong class="bml-label" id="{label}">[{label}]</strong>'
         if owner is None:
             return match.group(0)
@@ -246,8 +256,8 @@ def render(page: Page, notebook, pages: list[Page]) -> tuple[str, list[dict]]:
     contents = "".join(f'<li class="bml-h{s["level"]}"><a href="#{html.escape(s["id"], quote=True)}">'
                        f'{html.escape(s["title"])}</a></li>' for s in sections if s["level"] > 1)
     if contents:
-        body = body.replace("<!--BML-CONTENTS-->",
-                            f'<details class="bml-contents"><summary>On this page</summary><ul>{contents}</ul></details>')
+        box = f'<details class="bml-contents"><summary>On this page</summary><ul>{contents}</ul></details>'
+        body = body.replace("<!--BML-CONTENTS-->", box)
     body = body.replace("</head>", f'<meta name="bml-figures" content="{figure_count(notebook)}">\n</head>', 1)
     return body, sections
 
@@ -284,10 +294,9 @@ def index_page(pages: list[Page], lessons=course.LESSONS) -> str:
             + "\n".join(rows) + "\n</tbody></table>")
 
 
-def questions_page(pages: list[Page], lessons=course.LESSONS) -> str:
+def questions_page(pages: list[Page], table, lessons=course.LESSONS) -> str:
     from utils import questions
 
-    table = questions.load()
     own = {p.lesson: p for p in pages if p.source.parent.name == "notebooks"}
     parts = ["<h1>The question index</h1>", f"<p>All {len(table)} numbered questions of the five interview "
              "question banks the course is built from, grouped by the lesson that answers them.</p>"]
@@ -297,14 +306,23 @@ def questions_page(pages: list[Page], lessons=course.LESSONS) -> str:
             continue
         title = html.escape(f"{entry.number} · {entry.slug.replace('_', ' ')}")
         page = own.get(entry.number)
-        heading = f'<a href="{page.href}#{questions.anchor(entry.number)}">{title}</a>' if page else f"{title} (planned)"
+        heading = (f'<a href="{page.href}#{questions.anchor(entry.number)}">{title}</a>' if page
+                   else f"{title} (planned)")
         parts.append(f'<h2 id="lesson-{entry.number}">{heading}</h2><p><i>{html.escape(entry.question_zh)} / '
                      f'{html.escape(entry.question_en)}</i></p><table class="bml-table"><thead><tr><th>bank</th>'
-                     "<th>#</th><th>问题</th><th>question</th></tr></thead><tbody>")
+                     "<th>#</th><th>问题</th><th>question</th><th>answered in</th></tr></thead><tbody>")
         parts += [f"<tr><td>{r.bank}</td><td>{r.number}</td><td>{html.escape(r.title_zh)}</td>"
-                  f"<td>{html.escape(r.title_en)}</td></tr>" for r in rows.itertuples()]
+                  f"<td>{html.escape(r.title_en)}</td><td>{section_cell(page, r.section)}</td></tr>"
+                  for r in rows.itertuples()]
         parts.append("</tbody></table>")
     return "\n".join(parts)
+
+
+def section_cell(page: Page | None, section: str) -> str:
+    if page is None:
+        return "planned"
+    name = "the whole lesson" if section.endswith("-question") else section
+    return f'<a href="{page.href}#{section}">{name}</a>'
 
 
 def utils_aliases(notebook) -> dict[str, str]:
@@ -391,29 +409,31 @@ SEARCH_PAGE = """<h1>Search</h1>
 <ol id="bml-results"></ol>"""
 
 
-def search_entries(outlines: list[tuple[Page, list[dict]]]) -> list[dict]:
-    from utils import questions
-
+def search_entries(outlines: list[tuple[Page, list[dict]]], table) -> list[dict]:
     entries = [{"t": s["title"], "p": page.title, "u": f'{page.href}#{s["id"]}', "x": s["text"].strip()[:300]}
                for page, sections in outlines for s in sections]
     lessons = {p.lesson: p for p, _ in outlines if p.source.parent.name == "notebooks"}
-    for row in questions.load().itertuples():
+    for row in table.itertuples():
         page = lessons.get(row.lesson)
         if page is not None:
             entries.append({"t": f"{row.title_zh} / {row.title_en}", "p": f"question bank {row.bank}, Q{row.number}",
-                            "u": f"{page.href}#{questions.anchor(row.lesson)}", "x": f"Answered by {page.title}."})
+                            "u": f"{page.href}#{row.section}", "x": f"Answered by {page.title}, {row.section}."})
     return entries
 
 
 # ---------------------------------------------------------------------------------------------------- building
 
 def build(out: Path = SITE, executed: Path | None = EXECUTED, pages: list[Page] | None = None, *,
-          lessons=course.LESSONS, run: bool = True, jobs: int = 2, log=print) -> list[str]:
+          lessons=course.LESSONS, table=None, run: bool = True, jobs: int = 2, log=print) -> list[str]:
     """Write the site to ``out``; the notebooks that failed to execute (an empty list when all ran).
 
-    ``executed=None`` renders each notebook as it is on disk (the tests use notebooks that carry outputs).
+    ``executed=None`` renders each notebook as it is on disk (the tests use notebooks that carry outputs);
+    ``table`` is the question index (``utils.questions.load()`` by default).
     """
+    from utils import questions
+
     pages = course_pages(lessons) if pages is None else pages
+    table = questions.load() if table is None else table
     failures = []
     if executed is not None:
         stale = [page for page in pages if not is_fresh(page, executed)]
@@ -440,9 +460,12 @@ def build(out: Path = SITE, executed: Path | None = EXECUTED, pages: list[Page] 
     outlines, listings = [], []
     for page in pages:
         source = page.source
-        if executed is not None and executed_copy(page, executed).exists() and is_fresh(page, executed):
+        if executed is not None and is_newer(page, executed):   # a failed run too: its page shows the error
             source = executed_copy(page, executed)
         notebook = nbformat.read(source, as_version=4)
+        stopped = notebook.metadata.get("papermill", {}).get("exception")
+        if stopped and not any(page.source.name in failure for failure in failures):
+            failures.append(f"{page.source.name}: its executed copy stopped with an error")
         body, sections = render(page, notebook, pages)
         target = out / page.href
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -450,9 +473,10 @@ def build(out: Path = SITE, executed: Path | None = EXECUTED, pages: list[Page] 
         outlines.append((page, sections))
         listings.append((page, scratch_listing(page, notebook)))
     (out / "index.html").write_text(shell("Big-Model Labs", index_page(pages, lessons), pages), encoding="utf-8")
-    (out / "questions.html").write_text(shell("The question index", questions_page(pages, lessons), pages), encoding="utf-8")
+    questions_html = shell("The question index", questions_page(pages, table, lessons), pages)
+    (out / "questions.html").write_text(questions_html, encoding="utf-8")
     (out / "scratch.html").write_text(shell("Built from scratch", scratch_page(listings), pages), encoding="utf-8")
-    index = "window.BML_SEARCH = " + json.dumps(search_entries(outlines), ensure_ascii=False) + ";\n"
+    index = "window.BML_SEARCH = " + json.dumps(search_entries(outlines, table), ensure_ascii=False) + ";\n"
     (out / "_static" / "search_index.js").write_text(index, encoding="utf-8")
     scripts = '<script src="_static/search_index.js"></script>\n<script defer src="_static/search.js"></script>\n'
     (out / "search.html").write_text(shell("Search", SEARCH_PAGE, pages, scripts), encoding="utf-8")
