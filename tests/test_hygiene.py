@@ -40,9 +40,10 @@ def test_parameters_cell_and_declared_test_parameters(path):
     notebook = nbformat.read(path, as_version=4)
     tagged = [cell for cell in notebook.cells if "parameters" in cell.metadata.get("tags", [])]
     assert len(tagged) == 1, f"{path.name} needs exactly one cell tagged 'parameters'"
-    assert path.stem in TEST_PARAMETERS, f"declare {path.stem}'s test parameters in tests/notebook_params.py"
+    if path.parent.name == "notebooks":  # a lab solution runs with its defaults unless it declares smaller ones
+        assert path.stem in TEST_PARAMETERS, f"declare {path.stem}'s test parameters in tests/notebook_params.py"
     names = set(re.findall(r"^(\w+)\s*=", tagged[0].source, flags=re.M))
-    unknown = set(TEST_PARAMETERS[path.stem]) - names
+    unknown = set(TEST_PARAMETERS.get(path.stem, {})) - names
     assert not unknown, f"tests/notebook_params.py sets {unknown}, which {path.name}'s parameters cell lacks"
 
 

@@ -65,7 +65,7 @@ def render() -> str:
         rows = table[table.lesson == entry.number]
         if rows.empty:
             continue
-        title = f"{entry.number} · {entry.slug.replace('_', ' ')}"
+        title = f"{entry.number} · {entry.topic}"
         if entry.status == "available":
             heading = f"## [{title}](notebooks/{entry.notebook.name}#{anchor(entry.number)})"
         else:

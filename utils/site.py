@@ -68,7 +68,7 @@ def course_pages(lessons=course.LESSONS) -> list[Page]:
     for entry in lessons:
         if entry.status != "available":
             continue
-        topic = entry.slug.replace("_", " ")
+        topic = entry.topic
         pages.append(Page(entry.notebook, f"notebooks/{entry.notebook.stem}.html", f"{entry.number} · {topic}",
                           entry.number))
         solution = entry.notebook.parent.parent / "solutions" / f"{entry.notebook.stem}_lab.ipynb"
@@ -277,7 +277,7 @@ def index_page(pages: list[Page], lessons=course.LESSONS) -> str:
         by_lesson.setdefault(page.lesson, []).append(page)
     rows = []
     for entry in lessons:
-        topic = html.escape(entry.slug.replace("_", " "))
+        topic = html.escape(entry.topic)
         own = by_lesson.get(entry.number, [])
         links = [f'<a href="{p.href}">{"lesson" if p.source.parent.name == "notebooks" else "lab, solved"}</a>'
                  for p in own]
@@ -304,7 +304,7 @@ def questions_page(pages: list[Page], table, lessons=course.LESSONS) -> str:
         rows = table[table.lesson == entry.number]
         if rows.empty:
             continue
-        title = html.escape(f"{entry.number} · {entry.slug.replace('_', ' ')}")
+        title = html.escape(f"{entry.number} · {entry.topic}")
         page = own.get(entry.number)
         heading = (f'<a href="{page.href}#{questions.anchor(entry.number)}">{title}</a>' if page
                    else f"{title} (planned)")
