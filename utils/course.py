@@ -246,22 +246,26 @@ def readme_with_map(text: str) -> str:
     return before + readme_map() + rest.split(MAP_END, 1)[1]
 
 
+def write_or_check(command: str, path: Path, wanted: str, sources: str, module: str) -> int:
+    """``build``: write the generated ``path``; ``check``: exit status 1 with a fix when it differs from ``wanted``."""
+    if command == "build":
+        path.write_text(wanted, encoding="utf-8")
+        print(f"wrote {path.name}")
+        return 0
+    if not path.exists() or path.read_text(encoding="utf-8") != wanted:
+        print(f"{path.name} is out of date with {sources}; run `python -m {module} build` and commit the result.",
+              file=sys.stderr)
+        return 1
+    print(f"{path.name} is up to date")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m utils.course", description=__doc__.split("\n\n")[0])
     parser.add_argument("command", choices=["build", "check"])
     args = parser.parse_args(argv)
-    text = README.read_text(encoding="utf-8")
-    wanted = readme_with_map(text)
-    if args.command == "build":
-        README.write_text(wanted, encoding="utf-8")
-        print("wrote README.md's lesson map")
-        return 0
-    if text != wanted:
-        print("README.md's lesson map is out of date with utils/course.py; run `python -m utils.course build` and "
-              "commit the result.", file=sys.stderr)
-        return 1
-    print("README.md's lesson map is up to date")
-    return 0
+    wanted = readme_with_map(README.read_text(encoding="utf-8"))
+    return write_or_check(args.command, README, wanted, "utils/course.py (its lesson map)", "utils.course")
 
 
 if __name__ == "__main__":

@@ -82,18 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m utils.questions", description=__doc__.split("\n\n")[0])
     parser.add_argument("command", choices=["build", "check"])
     args = parser.parse_args(argv)
-    text = render()
-    if args.command == "build":
-        PAGE.write_text(text, encoding="utf-8")
-        print(f"wrote {PAGE.name}")
-        return 0
-    if not PAGE.exists() or PAGE.read_text(encoding="utf-8") != text:
-        print("QUESTIONS.md is out of date with data/questions.csv or utils/course.py; run "
-              "`python -m utils.questions build` and commit the result.", file=sys.stderr)
-        return 1
-    print("QUESTIONS.md is up to date")
-    return 0
-
+    return course.write_or_check(args.command, PAGE, render(), "data/questions.csv or utils/course.py",
+                                 "utils.questions")
 
 if __name__ == "__main__":
     sys.exit(main())
