@@ -61,6 +61,17 @@ def test_lesson_map_has_all_twenty_rows():
         course.lesson("20")
 
 
+def test_injected_parameters_come_from_the_registry_only():
+    """The suite's parameters live in the lesson's registry entry; an unregistered notebook name is an error."""
+    assert course.injected_parameters(course.lesson("04").notebook)["run_compile"] is False
+    assert course.injected_parameters("solutions/04_training_efficiency_lab.ipynb") == {"train_steps": 40}
+    copy = course.injected_parameters("notebooks/00_start_here.ipynb")
+    copy["epochs"] = 1_000
+    assert course.injected_parameters("notebooks/00_start_here.ipynb") == {"epochs": 5}, "a copy, not the entry"
+    with pytest.raises(ValueError, match="not a lesson or lab of the registry"):
+        course.injected_parameters("notebooks/20_new_topic.ipynb")
+
+
 def test_binder_installs_the_course_pins_with_cpu_torch():
     """Binder gets exactly requirements.txt (no second list to drift) with PyTorch's CPU index, then the package."""
     binder = course.ROOT / "binder"

@@ -6,7 +6,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from notebook_params import TEST_PARAMETERS
+from utils import course
 
 ROOT = Path(__file__).resolve().parent.parent
 ALL = sorted(p for folder in ("notebooks", "solutions", "labs") for p in (ROOT / folder).glob("*.ipynb"))
@@ -40,11 +40,12 @@ def test_parameters_cell_and_declared_test_parameters(path):
     notebook = nbformat.read(path, as_version=4)
     tagged = [cell for cell in notebook.cells if "parameters" in cell.metadata.get("tags", [])]
     assert len(tagged) == 1, f"{path.name} needs exactly one cell tagged 'parameters'"
+    injected = course.injected_parameters(path)
     if path.parent.name == "notebooks":  # a lab solution runs with its defaults unless it declares smaller ones
-        assert path.stem in TEST_PARAMETERS, f"declare {path.stem}'s test parameters in tests/notebook_params.py"
+        assert injected, f"declare {path.stem}'s test parameters in its utils/course.py entry (test_parameters=)"
     names = set(re.findall(r"^(\w+)\s*=", tagged[0].source, flags=re.M))
-    unknown = set(TEST_PARAMETERS.get(path.stem, {})) - names
-    assert not unknown, f"tests/notebook_params.py sets {unknown}, which {path.name}'s parameters cell lacks"
+    unknown = set(injected) - names
+    assert not unknown, f"utils/course.py's entry sets {unknown}, which {path.name}'s parameters cell lacks"
 
 
 def test_every_solution_has_a_lesson():

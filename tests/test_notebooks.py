@@ -15,7 +15,7 @@ import pytest
 from papermill.exceptions import PapermillExecutionError
 
 from conftest import DEFAULT_PARAMETERS, ROOT, record_benchmark
-from notebook_params import TEST_PARAMETERS
+from utils import course
 
 OUT_DIR = ROOT / "build" / "executed"
 LESSONS = sorted((ROOT / "notebooks").glob("*.ipynb")) + sorted((ROOT / "solutions").glob("*.ipynb"))
@@ -52,7 +52,7 @@ class PeakMemory:
 
 def run_notebook(path: Path) -> None:
     """Execute ``path`` with its test (or default) parameters and record the benchmark row."""
-    parameters = {} if DEFAULT_PARAMETERS else TEST_PARAMETERS.get(path.stem, {})
+    parameters = {} if DEFAULT_PARAMETERS else course.injected_parameters(path)
     output = OUT_DIR / path.parent.name / path.name
     output.parent.mkdir(parents=True, exist_ok=True)
     start, result = time.perf_counter(), "error"
