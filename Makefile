@@ -17,6 +17,7 @@ test: $(STAMP)
 	$(BIN)/python -m utils.labs check
 	$(BIN)/python -m utils.questions check
 	$(BIN)/python -m utils.course check
+	$(BIN)/python -m utils.colab check
 	$(BIN)/python -m pytest -n 2 --dist worksteal
 
 # The inner loop: unit tests, doctests and every lab check's tests, without executing notebooks (about a minute).

@@ -12,6 +12,7 @@
 - ``utils.course``  the registry of the twenty lessons (lesson 00's map, the README check)
 - ``utils.questions`` the index of the question banks' 135 questions and their lessons (QUESTIONS.md)
 - ``utils.site``    the executed course as a static site that works offline (``make site``)
+- ``utils.colab``   Colab badges and the guarded install cell, once ``utils.course.REPOSITORY`` is set
 - ``utils.lm``      the course's small language model, its corpus and trained weights (lessons 04 onwards)
 - one module per topic: ``longseq``, ``business``, ``augment``, ``regularize``, ``compression``, ``bench``, ``explain``,
   ``fairness``, ``privacy``, ``serving``

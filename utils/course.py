@@ -16,6 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+# The public GitHub repository ("owner/name") and branch the course is published from. Empty until it is public:
+# the Colab badges and install cells (`python -m utils.colab build`) need it, and nothing else does.
+REPOSITORY = ""
+BRANCH = "main"
 
 
 @dataclass(frozen=True)

@@ -57,12 +57,17 @@ def strip_solution(source: str, cell_type: str = "code", where: str = "cell") ->
 
 def build_lab(solution: nbformat.NotebookNode, name: str) -> nbformat.NotebookNode:
     """The lab notebook for a solution notebook: solutions stubbed, outputs cleared, a banner on top."""
-    lab = copy.deepcopy(solution)
+    from utils import colab, course
+
+    lab = colab.strip_badges(copy.deepcopy(solution))   # the solution's badge opens the solution
     for index, cell in enumerate(lab.cells):
         cell.source = strip_solution(cell.source, cell.cell_type, where=f"{name} cell {index}")
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
-    lab.cells.insert(0, nbformat.v4.new_markdown_cell(BANNER.format(name=name)))
+    banner = BANNER.format(name=name)
+    if course.REPOSITORY:
+        banner += "\n\n" + colab.badge(f"labs/{name}", course.REPOSITORY, course.BRANCH)
+    lab.cells.insert(0, nbformat.v4.new_markdown_cell(banner))
     for index, cell in enumerate(lab.cells):
         cell.id = f"lab-{index:03d}"  # stable ids: a rebuild of the same solution is byte-identical
     return lab

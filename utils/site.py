@@ -39,7 +39,7 @@ from urllib.parse import unquote, urlsplit
 
 import nbformat
 
-from utils import course
+from utils import colab, course
 
 ASSETS = Path(__file__).resolve().parent / "site_assets"
 SITE = course.ROOT / "build" / "site"
@@ -462,7 +462,7 @@ def build(out: Path = SITE, executed: Path | None = EXECUTED, pages: list[Page] 
         source = page.source
         if executed is not None and is_newer(page, executed):   # a failed run too: its page shows the error
             source = executed_copy(page, executed)
-        notebook = nbformat.read(source, as_version=4)
+        notebook = colab.without_colab(nbformat.read(source, as_version=4))   # the site loads nothing remote
         stopped = notebook.metadata.get("papermill", {}).get("exception")
         if stopped and not any(page.source.name in failure for failure in failures):
             failures.append(f"{page.source.name}: its executed copy stopped with an error")
