@@ -55,11 +55,11 @@ class Lesson:
 LESSONS = (
     Lesson("00", "start_here", "这门课怎么学？", "How does the course work?",
            "available", ("repro", "device", "data", "train", "metrics", "plots", "show", "checks", "labs", "course"), lab=False,
-           run_time="~19 s",
+           run_time="~9 s",
            test_parameters={"epochs": 5},
            summary=("How does the course work: lessons, labs, checks, the `utils` package?")),
     Lesson("01", "evaluation", "如何评估一个模型？一个指标掩盖了什么？", "How do you evaluate a model, and what does one number hide?",
-           "available", run_time="~90 s (lab: ~12 s)",
+           "available", run_time="~37 s (lab: ~5 s)",
            test_parameters={"n_repeats": 8, "n_boot": 200, "leak_seeds": 1, "rare_draws": 5, "lm_seeds": 1,
                             "lm_items": 100, "lm_leak_steps": 40},
            summary=("How do you evaluate a model, and what does one number hide? Metrics from scratch, imbalance, ROC vs "
@@ -69,7 +69,7 @@ LESSONS = (
                     "byte against perplexity, task accuracy with an interval under two scoring rules (and a scorer's "
                     "length bias), contamination measured and detected by n-gram overlap.")),
     Lesson("02", "data_quality", "如何处理数据质量、泄漏和类别不平衡？", "How do you handle data quality, leakage and class imbalance?",
-           "available", ("quality",), run_time="~45 s (lab: ~8 s)",
+           "available", ("quality",), run_time="~18 s (lab: ~4 s)",
            test_parameters={"n_seeds": 2, "n_rows": 5000, "n_noise_features": 1000},
            summary=("What does each data problem cost a model, and what fixes it? Who `dropna` removes (and the "
                     "miscalibration it leaves), four leaks measured (test-row statistics: nothing for a scaler, 25 points "
@@ -78,7 +78,7 @@ LESSONS = (
                     "resampling moves the operating point and breaks calibration but never improves the ranking (SMOTE "
                     "equal to imbalanced-learn), train/serve skew, batch validation.")),
     Lesson("03", "overfitting", "如何防止大模型过拟合？", "How do you keep a large model from overfitting?",
-           "available", ("augment", "regularize"), run_time="~160 s (lab: ~14 s)",
+           "available", ("augment", "regularize"), run_time="~67 s (lab: ~7 s)",
            test_parameters={"n_seeds": 1, "n_bagged": 2, "sizes": [50, 800], "widths": [8, 512], "k_folds": 2,
                             "epochs": 60, "adamw_decays": [0.01, 3.0], "rf_features": [30, 100, 300, 3000]},
            summary=("How do you keep a large model from overfitting? The gap made visible, learning and capacity curves, "
@@ -86,7 +86,7 @@ LESSONS = (
                     "range), L1, dropout, early stopping, augmentation, label smoothing, bagging, named winners over "
                     "seeds; cross-validation to choose.")),
     Lesson("04", "training_efficiency", "如何优化AI大模型的训练速度？", "How do you train a large model faster and cheaper?",
-           "available", ("lm",), run_time="~50 s (lab: ~14 s)",
+           "available", ("lm",), run_time="~58 s (lab: ~7 s)",
            test_parameters={"bench_repeats": 2, "demo_steps": 20, "loader_items": 16, "warmup_steps": 16,
                             "warmup_seeds": 1, "batch_sizes": [8, 32], "scaling_tokens": 16384, "scaling_seeds": 1,
                             "run_compile": False},
@@ -97,7 +97,7 @@ LESSONS = (
                     "(and why BatchNorm breaks it); bf16 autocast, activation checkpointing, warm-up with cosine decay, "
                     "`torch.compile`, batch size and learning rate, each measured.")),
     Lesson("05", "distributed_training", "如何进行分布式训练？", "How do you train one model on many devices?",
-           "available", ("distributed",), run_time="~40 s (lab: ~10 s)",
+           "available", ("distributed",), run_time="~32 s (lab: ~9 s)",
            test_parameters={"ring_sizes": [1, 1001, 100003], "scaling_steps": 6, "scaling_repeats": 1,
                             "run_torchrun": False},
            summary=("How do you train one model on many devices? Real gloo processes on this CPU: the four collectives, "
@@ -108,7 +108,7 @@ LESSONS = (
                     "on two cores and the communication/compute ratio of a cluster, `torchrun`, a crash and a resume from "
                     "checkpoint.")),
     Lesson("06", "tuning_ensembles", "如何调参、如何融合模型？", "How do you tune hyper-parameters and combine models?",
-           "available", ("tuning",), name="tuning and ensembles", run_time="~45 s (lab: ~8 s)",
+           "available", ("tuning",), name="tuning and ensembles", run_time="~39 s (lab: ~4 s)",
            test_parameters={"n_seeds": 4, "n_trials": 30, "real_trials": 4, "n_val_draws": 10, "mlp_seeds": 2,
                             "n_trees": 30, "nested_seeds": 2},
            summary=("How do you tune hyper-parameters and combine models? Grid against random search when one parameter "
@@ -118,7 +118,7 @@ LESSONS = (
                     "leakage (equal to `StackingClassifier`), ensembles against the best single model with their "
                     "diversity and latency.")),
     Lesson("07", "transfer_learning", "如何做迁移学习和参数高效微调？", "How do you adapt a pretrained model to a new task cheaply?",
-           "available", ("adapt",), run_time="~60 s (lab: ~7 s)",
+           "available", ("adapt",), run_time="~47 s (lab: ~6 s)",
            test_parameters={"steps": 10, "eval_every": 10, "target_sizes": [0, 64000], "n_seeds": 2},
            summary=("How do you adapt a pretrained model to a new task cheaply? The course's language model moved from "
                     "its reference text to Python source code: data saved by pretraining, full fine-tuning against the "
@@ -126,7 +126,7 @@ LESSONS = (
                     "what transfers between tasks, self-training (equal to scikit-learn's) and label spreading, active "
                     "learning by uncertainty, distillation onto unlabelled images.")),
     Lesson("08", "compression", "如何压缩大模型以便部署？", "How do you make a model smaller and faster?",
-           "available", ("compression", "bench"), run_time="~53 s (lab: ~12 s)",
+           "available", ("compression", "bench"), run_time="~28 s (lab: ~6 s)",
            test_parameters={"sparsities": [0.5, 0.8, 0.95], "prune_steps": 2, "finetune_epochs": 3, "prune_seeds": 2,
                             "lm_eval_batches": 5, "temperatures": [1.0, 8.0], "ranks": [4, 64], "bench_repeats": 20},
            summary=("How do you make a model smaller and faster? Magnitude pruning checked against torch.nn.utils.prune, "
@@ -136,7 +136,7 @@ LESSONS = (
                     "spectrum behind it, one size-accuracy-latency chart; the course's language model quantised to int8 "
                     "and group-wise int4 (bits per byte measured) and why bytes bound LLM decoding speed.")),
     Lesson("09", "explainability", "如何解释模型的决策？", "How do you explain a model's decisions?",
-           "available", ("explain",), run_time="~65 s (lab: ~14 s)",
+           "available", ("explain",), run_time="~37 s (lab: ~6 s)",
            test_parameters={"n_explained": 2, "kernel_samples": [30, 1000], "n_forest_rows": 3000, "perm_repeats": 5,
                             "digits_epochs": 15, "surrogate_radii": [0.1, 1.0], "lm_prompts": 16,
                             "completeness_steps": [16, 64]},
@@ -147,14 +147,14 @@ LESSONS = (
                     "course's language model: integrated gradients on input embeddings (completeness against steps), "
                     "attention maps, and occlusion showing the attended byte matters half as much as the attributed one.")),
     Lesson("10", "fairness", "如何发现并减少模型偏见？", "How do you find and reduce bias?",
-           "available", ("fairness",), run_time="~25 s (lab: ~8 s)",
+           "available", ("fairness",), run_time="~13 s (lab: ~4 s)",
            test_parameters={"n_train_rows": 8000},
            summary=("How do you find and reduce bias? Group metrics checked against fairlearn, amplification, proxies, "
                     "why label balancing moves the DP difference but not the ratio, reweighing vs ExponentiatedGradient "
                     "vs ThresholdOptimizer chosen on validation, the impossibility result, a generated model card, what "
                     "GDPR, the EU AI Act and China's generative-AI measures ask for.")),
     Lesson("11", "privacy", "如何保护训练数据的隐私？", "How do you protect the data a model learns from?",
-           "available", ("privacy",), run_time="~71 s (lab: ~14 s)",
+           "available", ("privacy",), run_time="~37 s (lab: ~6 s)",
            test_parameters={"laplace_trials": 500, "curve_epsilons": [0.5, 8.0], "overfit_epochs": 150, "memo_seeds": 1,
                             "memo_steps": 42, "canary_levels": [0, 2, 16]},
            summary=("How do you protect the data a model learns from? Membership inference measured, re-identification "
@@ -165,7 +165,7 @@ LESSONS = (
                     "against repetitions, extraction by greedy generation, and what deduplication and shorter training "
                     "buy.")),
     Lesson("12", "federated_learning", "如何做联邦学习？", "How do you train on data that cannot leave its owners?",
-           "available", ("federated",), run_time="~60 s (lab: ~8 s)",
+           "available", ("federated",), run_time="~35 s (lab: ~4 s)",
            test_parameters={"n_seeds": 1, "rounds": 30, "fedsgd_lrs": [0.3, 1.0], "prox_mus": [1.0], "dp_noises": [1.0],
                             "run_processes": False},
            summary=("How do you train on data that cannot leave its owners? FedAvg from scratch (FedSGD equal to "
@@ -175,7 +175,7 @@ LESSONS = (
                     "rebuilt from one update, DP-FedAvg and why it needs many clients, the protocol over real processes "
                     "(torch.distributed), Flower mapped piece by piece.")),
     Lesson("13", "robustness_security", "如何提高模型的鲁棒性和安全性？", "How do you make a model robust and secure against attacks?",
-           "available", ("robustness",), name="robustness and security", run_time="~40 s (lab: ~7 s)",
+           "available", ("robustness",), name="robustness and security", run_time="~27 s (lab: ~6 s)",
            test_parameters={"n_seeds": 1, "eps_grid": [0.0, 0.05, 0.1], "adv_epochs": 20, "poison_rates": [0.0, 0.05],
                             "query_budgets": [50, 360], "lm_queries": 300},
            summary=("How do you make a model robust and secure against attacks? FGSM and PGD from scratch equal to ART's, "
@@ -186,7 +186,7 @@ LESSONS = (
                     "language model's hidden width read off its logits), prompt injection against a keyword filter and "
                     "privilege separation, security checks as pytest release gates.")),
     Lesson("14", "deployment", "如何可靠地部署和服务模型？", "How do you ship and serve a model reliably?",
-           "available", ("serving",), run_time="~36 s (lab: ~7 s)",
+           "available", ("serving",), run_time="~18 s (lab: ~4 s)",
            test_parameters={"epochs": 10, "latency_repeats": 50, "n_requests": 300},
            summary=("How do you ship and serve a model reliably? torch.export and ONNX with parity checks, a safetensors "
                     "artifact with a hash manifest signed by Ed25519 (and why pickles run code), eager vs ONNX Runtime "
@@ -194,7 +194,7 @@ LESSONS = (
                     "under a bounded load, a reviewed Dockerfile and Kubernetes manifests with the image pinned by "
                     "digest.")),
     Lesson("15", "realtime_inference", "如何满足实时推理的需求？", "How do you meet real-time latency requirements?",
-           "available", ("realtime",), run_time="~55 s (lab: ~9 s)",
+           "available", ("realtime",), run_time="~30 s (lab: ~4 s)",
            test_parameters={"latency_samples": 20000, "kv_lengths": [32, 256], "batch_sizes": [1, 8, 32],
                             "bench_repeats": 10, "n_requests": 150, "n_cache_requests": 20000,
                             "int8_widths": [256, 2048], "int8_epochs": 1, "n_prompts": 2, "spec_new_tokens": 60,
@@ -206,7 +206,7 @@ LESSONS = (
                     "int8 that is really faster (and where it is not), speculative decoding with identical output, "
                     "streaming tokens.")),
     Lesson("16", "monitoring", "如何监控模型并持续学习？", "How do you monitor a model and keep it learning?",
-           "available", ("monitoring",), run_time="~54 s (lab: ~10 s)",
+           "available", ("monitoring",), run_time="~22 s (lab: ~5 s)",
            test_parameters={"n_train_rows": 8000, "window": 1000, "drift_draws": 2, "n_null_windows": 100,
                             "mmd_rows": 150, "n_permutations": 50, "stream_windows": 20, "drift_start": 10,
                             "online_batches": 40, "n_seeds": 2, "task_epochs": 10},
@@ -216,7 +216,7 @@ LESSONS = (
                     "monitoring loop with a calibrated threshold, retraining on a schedule vs a trigger vs online, "
                     "catastrophic forgetting with EWC and reservoir replay against joint training.")),
     Lesson("17", "versioning_testing", "如何做模型版本管理、灰度发布和回滚？", "How do you version, roll out, roll back and test models?",
-           "available", ("versioning", "abtest"), run_time="~33 s (lab: ~7 s)",
+           "available", ("versioning", "abtest"), run_time="~24 s (lab: ~5 s)",
            test_parameters={"lm_steps": 2, "n_null_streams": 200, "n_experiments": 1000},
            summary=("How do you version, roll out, roll back and test models? A version as code, data fingerprint (row- "
                     "and column-order free), configuration, seed and environment (1 and 2 threads train the course's "
@@ -226,7 +226,7 @@ LESSONS = (
                     "mode, a canary whose rollback rule keeps false alarms under α, blue-green and a Kubernetes canary; "
                     "A/B tests equal to statsmodels, peeking, and sample-ratio mismatch.")),
     Lesson("18", "long_sequences", "如何处理长序列？", "What does attention cost as the context grows, and what keeps it exact?",
-           "available", ("longseq",), run_time="~92 s (lab: ~10 s)",
+           "available", ("longseq",), run_time="~38 s (lab: ~5 s)",
            test_parameters={"lengths": [256, 1024, 2048], "memory_length": 2048, "bench_repeats": 3, "train_steps": 60,
                             "position_seeds": 1, "eval_multiples": [1, 4], "needle_trials": 16},
            summary=("What does attention cost as the context grows, and what keeps it exact? n² scores in bytes and "
@@ -235,7 +235,7 @@ LESSONS = (
                     "position schemes read at 1–8x their training length (ALiBi flat, learned cannot run, RoPE degrades), "
                     "RoPE interpolation measured, linear attention, chunking with overlap and retrieval.")),
     Lesson("19", "business_value", "如何评估AI大模型的商业价值？", "What is a model worth, what does it cost, and how do you prove it?",
-           "available", ("business",), run_time="~13 s (lab: ~8 s)",
+           "available", ("business",), run_time="~6 s (lab: ~4 s)",
            test_parameters={"n_customers": 8000, "n_seeds": 2, "n_experiments": 1000},
            summary=("What is a model worth, what does it cost, and how do you prove it? Value as a counterfactual "
                     "difference (a randomised campaign: the uplift model beats the more accurate response model), cost "
