@@ -68,6 +68,8 @@ def test_injected_parameters_come_from_the_registry_only():
     copy = course.injected_parameters("notebooks/00_start_here.ipynb")
     copy["epochs"] = 1_000
     assert course.injected_parameters("notebooks/00_start_here.ipynb") == {"epochs": 5}, "a copy, not the entry"
+    course.injected_parameters("notebooks/03_overfitting.ipynb")["sizes"].append(10**6)
+    assert course.injected_parameters("notebooks/03_overfitting.ipynb")["sizes"] == [50, 800], "a deep copy"
     with pytest.raises(ValueError, match="not a lesson or lab of the registry"):
         course.injected_parameters("notebooks/20_new_topic.ipynb")
 

@@ -23,7 +23,9 @@ from pathlib import Path
 
 import nbformat
 
-ROOT = Path(__file__).resolve().parent.parent
+from utils import course
+
+ROOT = course.ROOT
 FOLDERS = ("notebooks", "solutions")
 TAG = "colab-install"
 BADGE_IMAGE = "https://colab.research.google.com/assets/colab-badge.svg"
@@ -136,8 +138,6 @@ def build(repository: str, branch: str = "main", root: Path = ROOT) -> list[Path
 
 
 def main(argv: list[str] | None = None) -> int:
-    from utils import course
-
     parser = argparse.ArgumentParser(prog="python -m utils.colab", description=__doc__.split("\n\n")[0])
     parser.add_argument("command", choices=["build", "check"])
     args = parser.parse_args(argv)

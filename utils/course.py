@@ -11,6 +11,7 @@ Adding a lesson: set its status to "available" here, with its summary, run time 
 from __future__ import annotations
 
 import argparse
+import copy
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -263,9 +264,9 @@ def injected_parameters(path: str | Path) -> dict:
     stem = Path(path).stem
     for entry in LESSONS:
         if stem == f"{entry.number}_{entry.slug}":
-            return dict(entry.test_parameters)
+            return copy.deepcopy(entry.test_parameters)   # the suite may not change the registry
         if stem == f"{entry.number}_{entry.slug}_lab":
-            return dict(entry.lab_test_parameters)
+            return copy.deepcopy(entry.lab_test_parameters)
     raise ValueError(f"{Path(path).name} is not a lesson or lab of the registry (utils/course.py); name it "
                      f"NN_slug.ipynb or NN_slug_lab.ipynb after its registry entry")
 

@@ -21,10 +21,12 @@ from pathlib import Path
 
 import nbformat
 
+from utils import colab, course
+
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 CODE_STUB = ("# YOUR CODE HERE", "raise NotImplementedError")
 MARKDOWN_STUB = "*Your answer here.*"
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = course.ROOT
 BANNER = ("> **Lab notebook.** Generated from `solutions/{name}` by `python -m utils.labs build`; "
           "fill in every `# YOUR CODE HERE` and run each check.")
 
@@ -57,8 +59,6 @@ def strip_solution(source: str, cell_type: str = "code", where: str = "cell") ->
 
 def build_lab(solution: nbformat.NotebookNode, name: str) -> nbformat.NotebookNode:
     """The lab notebook for a solution notebook: solutions stubbed, outputs cleared, a banner on top."""
-    from utils import colab, course
-
     lab = colab.strip_badges(copy.deepcopy(solution))   # the solution's badge opens the solution
     for index, cell in enumerate(lab.cells):
         cell.source = strip_solution(cell.source, cell.cell_type, where=f"{name} cell {index}")
