@@ -237,3 +237,32 @@ def test_poisson_load_measures_queueing_from_the_scheduled_arrival():
     latencies = run(main(busy))
     assert latencies.shape == (60,) and latencies.min() >= 0.009
     assert latencies[-10:].mean() > 3 * latencies[:10].mean()  # the queue grows: later requests wait longer
+
+
+def test_a_row_arriving_during_a_slow_batch_keeps_its_own_deadline():
+    """The deadline starts when a row is submitted, not when the previous batch finishes: a row that arrives
+    early in a 300 ms batch, with a 200 ms max_wait, has used up its wait by the time the batch ends and leaves
+    at once (the old behaviour made it wait the batch plus another full 200 ms)."""
+    max_wait, service = 0.2, 0.3
+    starts, ends = [], []
+
+    async def slow_model(rows):
+        starts.append(asyncio.get_running_loop().time())
+        await asyncio.sleep(service)
+        ends.append(asyncio.get_running_loop().time())
+        return rows
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        async with realtime.DynamicBatcher(slow_model, max_batch=8, max_wait_ms=1e3 * max_wait) as batcher:
+            submitted = loop.time()
+            first = asyncio.create_task(batcher.submit("a"))
+            while not starts:                           # the first batch is running
+                await asyncio.sleep(0.005)
+            second = asyncio.create_task(batcher.submit("b"))    # arrives early in the running batch
+            await asyncio.gather(first, second)
+        return submitted
+
+    submitted = run(main())
+    assert starts[0] - submitted >= 0.9 * max_wait           # a lone row waited for company, about max_wait
+    assert len(starts) == 2 and starts[1] - ends[0] < 0.5 * max_wait   # "b"'s deadline passed during the batch

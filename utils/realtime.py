@@ -320,7 +320,10 @@ def cache_key(model_version: str, payload) -> str:
 
 class DynamicBatcher:
     """Collect concurrent requests into batches: a batch goes to ``predict_batch`` when it holds ``max_batch``
-    rows or when its first row has waited ``max_wait_ms``.
+    rows or when its first row has waited ``max_wait_ms`` since it was submitted. One batch runs at a time:
+    rows that arrive while it runs wait for it, and their deadline keeps counting meanwhile, so a row whose
+    deadline passed during the batch leaves in the next batch at once (it never waits a batch plus a full
+    ``max_wait_ms``).
 
     ``predict_batch`` takes a list of rows and returns one result per row (a plain function runs in a
     worker thread so the event loop keeps accepting requests; a coroutine function is awaited). Each caller
@@ -360,8 +363,9 @@ class DynamicBatcher:
         """Queue one row; return its result once its batch has run (or raise the batch's error)."""
         if self._worker is None or self._closing:
             raise RuntimeError("submit() is only accepted inside `async with DynamicBatcher(...) as batcher:`")
-        future = asyncio.get_running_loop().create_future()
-        self._pending.append((row, future))
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self._pending.append((row, future, loop.time()))      # the arrival time starts the row's deadline
         self._wake.set()
         return await future
 
@@ -373,7 +377,7 @@ class DynamicBatcher:
                     return
                 self._wake.clear()
                 await self._wake.wait()
-            deadline = loop.time() + self.max_wait
+            deadline = self._pending[0][2] + self.max_wait       # the oldest pending row's arrival + max_wait
             while len(self._pending) < self.max_batch and not self._closing:
                 remaining = deadline - loop.time()
                 if remaining <= 0:
@@ -383,7 +387,7 @@ class DynamicBatcher:
                     await asyncio.wait_for(self._wake.wait(), remaining)
                 except TimeoutError:
                     break
-            batch = [self._pending.popleft() for _ in range(min(self.max_batch, len(self._pending)))]
+            batch = [self._pending.popleft()[:2] for _ in range(min(self.max_batch, len(self._pending)))]
             await self._answer(batch)
 
     async def _answer(self, batch: list) -> None:
