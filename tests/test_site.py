@@ -189,3 +189,74 @@ def test_screenshot_without_chromium_says_how_to_install_it(monkeypatch, capsys,
     monkeypatch.setattr(site.shutil, "which", lambda name: None)
     assert site.screenshot(tmp_path) == 0
     assert "apt-get install chromium" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------------------------------- a broken page is refused
+
+TRACEBACK_LINES = ["\x1b[0;31m----------------------------------------------------------------------\x1b[0m",
+                   "\x1b[0;31mValueError\x1b[0m                         Traceback (most recent call last)",
+                   "Cell \x1b[0;32mIn[2], line 1\x1b[0m\n\x1b[0;32m----> 1\x1b[0m \x1b[38;5;28;01massert\x1b[39;00m",
+                   "\x1b[0;31mValueError\x1b[0m: the claim failed"]
+
+
+def broken(banner: bool):
+    """Lesson 04 as papermill leaves a run that stopped: an error output and, with ``banner``, its red banner."""
+    from papermill.execute import ERROR_ANCHOR_MSG, ERROR_MESSAGE_TEMPLATE
+
+    result = notebook("04", "Alpha", parameters={})
+    result.cells[1].outputs.append(new_output("error", ename="ValueError", evalue="the claim failed",
+                                              traceback=TRACEBACK_LINES))
+    if banner:
+        result.cells.insert(0, new_markdown_cell(ERROR_MESSAGE_TEMPLATE % 2))
+        result.cells.insert(2, new_markdown_cell(ERROR_ANCHOR_MSG))
+        result.metadata["papermill"]["exception"] = True
+    return result
+
+
+@pytest.mark.parametrize("banner", [True, False], ids=["papermill stopped", "error output only"])
+def test_a_notebook_with_an_error_output_fails_the_build_and_the_check(banner, tmp_path):
+    source = tmp_path / "notebooks" / "04_alpha.ipynb"
+    source.parent.mkdir()
+    nbformat.write(broken(banner), source)
+    pages = [site.Page(source, "notebooks/04_alpha.html", "04 · alpha", "04")]
+    out = tmp_path / "site"
+    failures = site.build(out, executed=None, pages=pages, lessons=LESSONS[:1], table=QUESTIONS[:2],
+                          log=lambda *_: None)
+    assert failures == [f"04_alpha.ipynb: cell {3 if banner else 1}: ValueError: the claim failed"]
+    assert "stopped with an error" in read(out, "notebooks/04_alpha.html")
+    problems = site.check(out, pages)
+    assert "notebooks/04_alpha.html: 1 outputs show a traceback: the notebook failed" in problems
+    assert any("papermill's banner" in problem for problem in problems) == banner
+
+
+def test_check_flags_a_traceback_printed_to_stderr_but_not_the_word_in_prose(built, tmp_path):
+    out, pages = built
+    copy = tmp_path / "site"
+    shutil.copytree(out, copy)
+    stderr = ('<div class="jp-RenderedText jp-OutputArea-output" data-mime-type="application/vnd.jupyter.stderr">'
+              '<pre>Traceback (most recent call last):\n  File "x.py", line 1\nKeyError: 1</pre></div>')
+    _break(copy, "notebooks/04_alpha.html", "<main>", "<main>" + stderr)
+    _break(copy, "notebooks/18_beta.html", "<main>", "<main><p>A Python Traceback (most recent call last) reads "
+           "bottom up.</p>")
+    problems = site.check(copy, pages)
+    assert problems == ["notebooks/04_alpha.html: 1 outputs show a traceback: the notebook failed"], problems
+
+
+def test_make_site_exits_non_zero_when_a_notebook_failed(monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr(site, "build", lambda *args, **kwargs: ["04_alpha.ipynb: cell 1: ValueError: no"])
+    assert site.main(["build", "--out", str(tmp_path)]) == 1
+    assert "failed to execute: 04_alpha.ipynb: cell 1: ValueError: no" in capsys.readouterr().err
+
+
+def test_an_executed_copy_with_an_error_output_is_not_fresh(tmp_path):
+    source = tmp_path / "notebooks" / "04_alpha.ipynb"
+    source.parent.mkdir()
+    nbformat.write(notebook("04", "Alpha"), source)
+    page = site.Page(source, "notebooks/04_alpha.html", "04 · alpha", "04")
+    executed = tmp_path / "executed"
+    copy = site.executed_copy(page, executed)
+    copy.parent.mkdir(parents=True)
+    nbformat.write(notebook("04", "Alpha", parameters={}), copy)
+    assert site.is_fresh(page, executed)
+    nbformat.write(broken(banner=False), copy)
+    assert not site.is_fresh(page, executed)

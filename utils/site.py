@@ -91,11 +91,12 @@ def is_newer(page: Page, executed: Path) -> bool:
 
 
 def is_fresh(page: Page, executed: Path) -> bool:
-    """An executed copy newer than its notebook that ran to the end (a failed run is tried again)."""
+    """An executed copy newer than its notebook that ran to the end with no error output (a failed run is tried
+    again)."""
     if not is_newer(page, executed):
         return False
-    metadata = json.loads(executed_copy(page, executed).read_text(encoding="utf-8")).get("metadata", {})
-    return not metadata.get("papermill", {}).get("exception")
+    notebook = nbformat.read(executed_copy(page, executed), as_version=4)
+    return not notebook.metadata.get("papermill", {}).get("exception") and not error_outputs(notebook)
 
 
 def execute(page: Page, executed: Path) -> str | None:
@@ -113,6 +114,21 @@ def execute(page: Page, executed: Path) -> str | None:
     return None
 
 
+def error_outputs(notebook) -> list[str]:
+    """Every error output of the notebook, as "cell N: Name: message" (an empty list: it ran clean).
+
+    ``papermill.exception`` in the metadata says only that papermill stopped; a notebook executed some other way,
+    or an error output in a cell after a caught failure, shows a traceback all the same. No lesson shows an
+    error on purpose (it catches the exception and prints it), so any error output makes the page broken.
+    """
+    found = []
+    for index, cell in enumerate(notebook.cells):
+        for output in cell.get("outputs", []) if cell.cell_type == "code" else []:
+            if output.get("output_type") == "error":
+                found.append(f"cell {index}: {output.get('ename', '?')}: {output.get('evalue', '')}".rstrip(": "))
+    return found
+
+
 def how_executed(notebook) -> tuple[str, str]:
     """(css class, sentence) saying which parameters produced the page's numbers."""
     run = notebook.metadata.get("papermill")
@@ -122,7 +138,7 @@ def how_executed(notebook) -> tuple[str, str]:
         return "bml-warn", ("Not executed: this page shows the code without its outputs. "
                             "<code>make site</code> executes it.")
     when = (run.get("end_time") or "")[:10]
-    if run.get("exception"):
+    if run.get("exception") or error_outputs(notebook):
         return "bml-warn", f"This notebook stopped with an error when it was executed on {when}."
     parameters = run.get("parameters") or {}
     if not parameters:
@@ -464,8 +480,9 @@ def build(out: Path = SITE, executed: Path | None = EXECUTED, pages: list[Page] 
             source = executed_copy(page, executed)
         notebook = colab.without_colab(nbformat.read(source, as_version=4))   # the site loads nothing remote
         stopped = notebook.metadata.get("papermill", {}).get("exception")
-        if stopped and not any(page.source.name in failure for failure in failures):
-            failures.append(f"{page.source.name}: its executed copy stopped with an error")
+        errors = error_outputs(notebook)
+        if (stopped or errors) and not any(page.source.name in failure for failure in failures):
+            failures.append(f"{page.source.name}: " + ("; ".join(errors) or "its executed copy stopped with an error"))
         body, sections = render(page, notebook, pages)
         target = out / page.href
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -485,6 +502,12 @@ def build(out: Path = SITE, executed: Path | None = EXECUTED, pages: list[Page] 
 
 # ---------------------------------------------------------------------------------------------------- checking
 
+# What a broken page shows: Python's traceback header in a cell's output (IPython's error output, or a traceback
+# printed to stderr), and the banner papermill puts on top of a notebook it stopped (its text and its anchor).
+TRACEBACK = "Traceback (most recent call last)"
+PAPERMILL_BANNER = ("An Exception was encountered at", "papermill-error-cell")
+
+
 class _Links(HTMLParser):
     def __init__(self):
         super().__init__(convert_charrefs=True)
@@ -492,9 +515,20 @@ class _Links(HTMLParser):
         self.refs: list[tuple[str, str, str]] = []     # (tag, attribute, value)
         self.figures = 0
         self.meta: dict[str, str] = {}
+        self.tracebacks = 0     # outputs that show a traceback
+        self.banner = False     # papermill's "An Exception was encountered" banner or its anchor
+        self._output: list[bool] = []   # open <div>s: is each an output area's output?
+        self._text: list[str] = []      # the text of the output being read
 
     def handle_starttag(self, tag, attrs):
         attrs = dict(attrs)
+        if tag == "div":
+            opens = "jp-OutputArea-output" in (attrs.get("class") or "").split() and not any(self._output)
+            self._output.append(opens)
+            if opens:
+                self._text = []
+        if PAPERMILL_BANNER[1] in (attrs.get("id") or "") + (attrs.get("href") or ""):
+            self.banner = True
         for key in ("id", "name") if tag == "a" else ("id",):
             if attrs.get(key):
                 self.ids.add(attrs[key])
@@ -506,14 +540,28 @@ class _Links(HTMLParser):
         if tag == "img" and (attrs.get("src") or "").startswith("data:image/"):
             self.figures += 1
 
-    handle_startendtag = handle_starttag
+    def handle_endtag(self, tag):
+        if tag == "div" and self._output and self._output.pop():
+            self.tracebacks += TRACEBACK in "".join(self._text)
+
+    def handle_data(self, data):
+        if any(self._output):
+            self._text.append(data)
+        if PAPERMILL_BANNER[0] in data:
+            self.banner = True
+
+    def handle_startendtag(self, tag, attrs):
+        self.handle_starttag(tag, attrs)
+        if tag == "div":
+            self.handle_endtag(tag)
 
 
 def check(out: Path = SITE, pages: list[Page] | None = None) -> list[str]:
     """Everything wrong with the built site, one readable line each (an empty list: all good).
 
     Every page present; every internal link and anchor resolves; nothing but a plain link points at the
-    network (a script, style sheet or image from a CDN breaks offline); every figure is embedded.
+    network (a script, style sheet or image from a CDN breaks offline); every figure is embedded; no page shows
+    a traceback in an output or papermill's banner of a stopped run.
     """
     pages = course_pages() if pages is None else pages
     expected = ["index.html", "questions.html", "search.html", "scratch.html", "_static/mathjax/tex-svg-full.js",
@@ -527,6 +575,10 @@ def check(out: Path = SITE, pages: list[Page] | None = None) -> list[str]:
         parsed[path.resolve()] = parser
     for path, parser in parsed.items():
         name = path.relative_to(out.resolve()).as_posix()
+        if parser.tracebacks:
+            problems.append(f"{name}: {parser.tracebacks} outputs show a traceback: the notebook failed")
+        if parser.banner:
+            problems.append(f"{name}: shows papermill's banner of a run that stopped with an exception")
         wanted = int(parser.meta.get("bml-figures", 0))
         if parser.figures < wanted:
             problems.append(f"{name}: {parser.figures} embedded figures, but its notebook has {wanted}")
