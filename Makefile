@@ -8,9 +8,10 @@ STAMP  := $(VENV)/.installed-$(HASH)
 
 .PHONY: lab test test-fast lint bench labs site site-check clean
 
-# Your answers live in workspace/ (ignored by git): copied from labs/ once, never overwritten.
+# Your answers live in workspace/ (ignored by git): copied from labs/ once, never overwritten. The copy is in
+# Python, not `cp -n`, whose exit status differs between coreutils versions (9.2-9.4 exit 1 when a file exists).
 lab: $(STAMP)
-	mkdir -p workspace && cp -n labs/*.ipynb workspace/
+	$(BIN)/python -m utils.labs setup
 	$(BIN)/python -m utils.labs serve
 
 test: $(STAMP)

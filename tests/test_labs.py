@@ -95,3 +95,37 @@ def test_make_lab_serves_the_whole_course_with_the_learners_workspace():
             server.wait(timeout=20)
         except subprocess.TimeoutExpired:
             server.kill()
+
+
+def test_setup_copies_missing_labs_and_never_overwrites_the_learners_work(tmp_path, monkeypatch):
+    """`make lab`'s copy step runs twice without failing (no `cp`: coreutils 9.2-9.4's `cp -n` exits 1 then)."""
+    import shutil
+    import subprocess
+
+    def no_cp(*args, **kwargs):
+        raise AssertionError(f"setup must not run a command: {args}")
+
+    monkeypatch.setattr(subprocess, "run", no_cp)
+    monkeypatch.setattr(subprocess, "call", no_cp)
+    monkeypatch.setattr(shutil, "which", lambda name: None)   # as if no `cp` were installed
+    (tmp_path / "labs").mkdir()
+    for name in ("01_a_lab.ipynb", "02_b_lab.ipynb"):
+        (tmp_path / "labs" / name).write_text(f"lab {name}", encoding="utf-8")
+    copied, kept = labs.setup(tmp_path)
+    workspace = tmp_path / "workspace"
+    assert [p.name for p in copied] == ["01_a_lab.ipynb", "02_b_lab.ipynb"] and kept == []
+    (workspace / "01_a_lab.ipynb").write_text("my answers", encoding="utf-8")
+    (tmp_path / "labs" / "02_b_lab.ipynb").write_text("a newer lab", encoding="utf-8")
+    (tmp_path / "labs" / "03_c_lab.ipynb").write_text("lab 3", encoding="utf-8")
+    copied, kept = labs.setup(tmp_path)                       # the second `make lab`
+    assert [p.name for p in copied] == ["03_c_lab.ipynb"]
+    assert [p.name for p in kept] == ["01_a_lab.ipynb", "02_b_lab.ipynb"]
+    assert (workspace / "01_a_lab.ipynb").read_text(encoding="utf-8") == "my answers"
+    assert (workspace / "02_b_lab.ipynb").read_text(encoding="utf-8") == "lab 02_b_lab.ipynb"
+    assert labs.setup(tmp_path) == ([], sorted(workspace.iterdir()))
+
+
+def test_make_lab_copies_with_python_not_cp():
+    makefile = (labs.ROOT / "Makefile").read_text(encoding="utf-8")
+    recipe = makefile.split("\nlab: ")[1].split("\n\n")[0]
+    assert "utils.labs setup" in recipe and "cp " not in recipe

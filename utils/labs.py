@@ -6,7 +6,8 @@ markers becomes "*Your answer here.*". Outputs are stripped.
 
     python -m utils.labs build   # write labs/ from solutions/
     python -m utils.labs check   # exit 1, naming the notebooks, when labs/ is stale
-    python -m utils.labs serve   # JupyterLab over the whole course (what `make lab` runs)
+    python -m utils.labs setup   # copy each lab into workspace/ unless it is already there (never overwrites)
+    python -m utils.labs serve   # JupyterLab over the whole course (what `make lab` runs, after setup)
 """
 
 from __future__ import annotations
@@ -127,6 +128,29 @@ def answer_functions(path: Path) -> dict[str, object]:
     return {name: value for name, value in namespace.items() if callable(value) and not name.startswith("_")}
 
 
+def setup(root: Path = ROOT) -> tuple[list[Path], list[Path]]:
+    """Copy every lab into ``workspace/`` unless a file of that name is there; (copied, kept as they were).
+
+    The learner's answers live in ``workspace/``, so an existing file is never touched, whatever it holds. This
+    replaces ``cp -n``, whose exit status changed in GNU coreutils 9.2 (1 when a file exists: the second
+    ``make lab`` stopped there). The copy opens the target with exclusive creation, so even a file created
+    between the check and the copy is not overwritten.
+    """
+    workspace = root / "workspace"
+    workspace.mkdir(exist_ok=True)
+    copied, kept = [], []
+    for lab in sorted((root / "labs").glob("*.ipynb")):
+        target = workspace / lab.name
+        try:
+            with open(target, "xb") as out:
+                out.write(lab.read_bytes())
+        except FileExistsError:
+            kept.append(target)
+            continue
+        copied.append(target)
+    return copied, kept
+
+
 def serve_command(root: Path = ROOT, *, port: int | None = None, open_browser: bool = True) -> list[str]:
     """The JupyterLab command ``make lab`` runs: served from the repository root, so that notebooks/, labs/,
     solutions/ and the learner's workspace/ are all in the file browser, opening lesson 00."""
@@ -143,8 +167,12 @@ def serve_command(root: Path = ROOT, *, port: int | None = None, open_browser: b
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m utils.labs", description=__doc__.split("\n\n")[0])
-    parser.add_argument("command", choices=["build", "check", "serve"])
+    parser.add_argument("command", choices=["build", "check", "setup", "serve"])
     args = parser.parse_args(argv)
+    if args.command == "setup":
+        copied, kept = setup()
+        print(f"workspace/: copied {len(copied)} labs, kept {len(kept)} already there (never overwritten)")
+        return 0
     if args.command == "serve":
         (ROOT / "workspace").mkdir(exist_ok=True)
         return subprocess.call(serve_command())
