@@ -57,3 +57,136 @@ class OnnxModule(torch.nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.from_numpy(self.session.run(None, {self.input_name: x.detach().cpu().numpy()})[0])
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Timing claims that hold under load: interleaved arms, a robust statistic, a stated bound, preconditions first.
+# ----------------------------------------------------------------------------------------------------------------
+
+class PreconditionFailed(AssertionError):
+    """A timing claim's precondition does not hold, so the claim itself was not judged."""
+
+
+class TimingClaimFailed(AssertionError):
+    """A timing claim measured outside its asserted bound."""
+
+
+_STATISTICS = {"median": np.median, "min": np.min, "mean": np.mean}
+
+
+class Comparison:
+    """Per-call wall times of several arms measured in the same rounds, and their ratios.
+
+    ``times[name]`` holds one per-call time (seconds) per round. ``seconds[name]`` is the robust statistic of
+    those rounds (the median by default, or the minimum: background load only ever adds time, so the minimum is
+    the least disturbed reading; the median is the typical one). Ratios compare these statistics.
+    """
+
+    def __init__(self, times: dict, *, stat: str = "median"):
+        if stat not in _STATISTICS:
+            raise ValueError(f"stat must be one of {sorted(_STATISTICS)}, got {stat!r}")
+        if len(times) < 2:
+            raise ValueError(f"a comparison needs at least two arms, got {list(times)}")
+        self.times = {}
+        for name, values in times.items():
+            values = np.asarray(values, dtype=float).ravel()
+            if values.size == 0 or not np.all(np.isfinite(values)) or np.any(values < 0):
+                raise ValueError(f"arm {name!r}: times must be a non-empty sequence of finite, non-negative seconds")
+            self.times[name] = values
+        self.stat = stat
+
+    @property
+    def seconds(self) -> dict[str, float]:
+        return {name: float(_STATISTICS[self.stat](values)) for name, values in self.times.items()}
+
+    def ratio(self, slow: str, fast: str) -> float:
+        """``seconds[slow] / seconds[fast]``: how many times faster ``fast`` is than ``slow``."""
+        for name in (slow, fast):
+            if name not in self.times:
+                raise ValueError(f"no arm named {name!r}; arms: {list(self.times)}")
+        seconds = self.seconds
+        if seconds[fast] == 0:
+            return float("inf")
+        return seconds[slow] / seconds[fast]
+
+    def table(self):
+        """One row per arm: the statistic, minimum, median and maximum per call, in milliseconds."""
+        import pandas as pd
+
+        seconds = self.seconds
+        return pd.DataFrame({name: {f"{self.stat} (ms)": seconds[name] * 1e3, "min (ms)": values.min() * 1e3,
+                                    "median (ms)": np.median(values) * 1e3, "max (ms)": values.max() * 1e3,
+                                    "rounds": values.size}
+                             for name, values in self.times.items()}).T
+
+    def __repr__(self) -> str:
+        return f"Comparison({self.stat} of {len(next(iter(self.times.values())))} rounds)\n{self.table().round(3)}"
+
+
+def compare(arms: dict, *, rounds: int = 7, number: int = 1, warmup: int = 1, stat: str = "median") -> Comparison:
+    """Time each callable in ``arms`` (name -> zero-argument function) interleaved: every round runs every arm
+    ``number`` times, in an order that reverses each round (A, B, B, A, ...), so load that comes and goes falls
+    on all arms alike. Returns a :class:`Comparison` of per-call seconds.
+
+    >>> c = compare({"short": lambda: sum(range(1_000)), "long": lambda: sum(range(50_000))}, rounds=3)
+    >>> c.ratio("long", "short") > 1
+    True
+    """
+    if not arms or len(arms) < 2:
+        raise ValueError("compare needs a dict of at least two named zero-argument callables")
+    if rounds < 1 or number < 1 or warmup < 0:
+        raise ValueError(f"rounds and number must be >= 1 and warmup >= 0, got {rounds}, {number}, {warmup}")
+    for name, function in arms.items():
+        if not callable(function):
+            raise ValueError(f"arm {name!r} is not callable")
+    names = list(arms)
+    for _ in range(warmup):
+        for name in names:
+            arms[name]()
+    times = {name: [] for name in names}
+    for r in range(rounds):
+        for name in (names if r % 2 == 0 else names[::-1]):
+            function = arms[name]
+            start = time.perf_counter()
+            for _ in range(number):
+                function()
+            times[name].append((time.perf_counter() - start) / number)
+    return Comparison(times, stat=stat)
+
+
+def check_samples(samples, other=None, *, names: tuple[str, str] = ("a", "b"), stat: str = "median") -> Comparison:
+    """A :class:`Comparison` from times measured by your own loop: a dict name -> samples, or two sequences
+    (named by ``names``). Measure the arms interleaved yourself (alternate them inside one loop)."""
+    if other is not None:
+        samples = {names[0]: samples, names[1]: other}
+    if not isinstance(samples, dict):
+        raise ValueError("check_samples takes a dict of name -> samples, or two sequences of samples")
+    return Comparison(samples, stat=stat)
+
+
+def require(condition: bool, message: str) -> None:
+    """Assert a timing claim's precondition before the claim, so that a failure says which of the two broke."""
+    if not bool(condition):
+        raise PreconditionFailed(f"precondition not met: {message}")
+
+
+def assert_ratio(comparison: Comparison, slow: str, fast: str, *, at_least: float | None = None,
+                 at_most: float | None = None, claim: str = "") -> float:
+    """Assert ``comparison.ratio(slow, fast)`` (how many times faster ``fast`` is) against a bound and return it.
+
+    State the bound with a margin: about half the ratio a quiet machine measures for a lower bound (twice it for
+    an upper bound), so that a loaded machine still passes and a machine where the claim is false fails.
+    """
+    if at_least is None and at_most is None:
+        raise ValueError("give at_least and/or at_most")
+    if at_least is not None and at_most is not None and at_least > at_most:
+        raise ValueError(f"at_least ({at_least}) > at_most ({at_most})")
+    ratio = comparison.ratio(slow, fast)
+    seconds = comparison.seconds
+    measured = (f"{slow} {seconds[slow] * 1e3:.3g} ms / {fast} {seconds[fast] * 1e3:.3g} ms = {ratio:.2f}x "
+                f"({comparison.stat} of {comparison.times[slow].size} interleaved rounds)")
+    if at_least is not None and not ratio >= at_least:
+        raise TimingClaimFailed(f"{claim or 'timing claim'}: measured {measured}, asserted at least {at_least}x")
+    if at_most is not None and not ratio <= at_most:
+        raise TimingClaimFailed(f"{claim or 'timing claim'}: measured {measured}, asserted at most {at_most}x")
+    return ratio
