@@ -9,7 +9,7 @@
 - ``utils.show``    renders the source of a from-scratch function in a notebook
 - ``utils.checks``  the lab checks
 - ``utils.labs``    builds ``labs/`` from ``solutions/``
-- ``utils.course``  the registry of the twenty lessons (lesson 00's map, the README check)
+- ``utils.course``  the registry of the lessons (lesson 00's map, the README check)
 - ``utils.questions`` the index of the question banks' 135 questions and their lessons (QUESTIONS.md)
 - ``utils.site``    the executed course as a static site that works offline (``make site``)
 - ``utils.colab``   Colab badges and the guarded install cell, once ``utils.course.REPOSITORY`` is set

@@ -1,4 +1,4 @@
-"""The course's lesson registry: the twenty lessons, their questions and status, in one place.
+"""The course's lesson registry: every lesson (twenty today), its question and status, in one place.
 
 Lesson 00's map and module tour, README's lesson map, the site's index and navigation and ``QUESTIONS.md`` are
 built from it, and ``tests/test_course.py`` fails when the notebooks on disk or the labs disagree with it.
@@ -250,7 +250,7 @@ def lesson(number: str) -> Lesson:
     for entry in LESSONS:
         if entry.number == number:
             return entry
-    raise ValueError(f"no lesson {number!r}; lessons are numbered 00 to 19")
+    raise ValueError(f"no lesson {number!r}; lessons are numbered {LESSONS[0].number} to {LESSONS[-1].number}")
 
 
 def injected_parameters(path: str | Path) -> dict:
@@ -277,7 +277,7 @@ def available() -> list[Lesson]:
 
 
 def lesson_map():
-    """All twenty lessons as a table (lesson 00 shows it): number, topic, question in both languages, status."""
+    """Every registered lesson as a table (lesson 00 shows it): number, topic, question in both languages, status."""
     import pandas as pd
 
     return pd.DataFrame([{"lesson": e.number, "topic": e.topic, "问题": e.question_zh,
