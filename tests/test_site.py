@@ -260,3 +260,78 @@ def test_an_executed_copy_with_an_error_output_is_not_fresh(tmp_path):
     assert site.is_fresh(page, executed)
     nbformat.write(broken(banner=False), copy)
     assert not site.is_fresh(page, executed)
+
+
+# ------------------------------------------------------------------------------------------------------ the search
+
+SEARCH_ENTRIES = [
+    {"t": "3. Averaging over classes", "p": "01 · evaluation", "u": "a", "x": "Macro averaging weights classes."},
+    {"t": "RAG, retrieval-augmented generation", "p": "16 · retrieval", "u": "b", "x": "A RAG pipeline retrieves."},
+    {"t": "3. Quantisation", "p": "08 · compression", "u": "c", "x": "Post-training quantisation to int8."},
+    {"t": "Quantization-aware training", "p": "08 · compression", "u": "d", "x": "Fake quantization in training."},
+    {"t": "2. The KV cache", "p": "15 · realtime", "u": "e", "x": "Keys and values are kept; GPT-2 uses it."},
+    {"t": "Interview questions", "p": "15 · realtime", "u": "f",
+     "x": "1. KV cache 省了什么？ 5. 如何设计推理缓存？ / How do you design an inference cache?"},
+    {"t": "如何设计推理缓存？ / An inference cache?", "p": "question bank 001, Q26", "u": "g", "x": "Answered."},
+    {"t": "Behaviour under drift", "p": "12 · monitoring", "u": "h", "x": "We analysed the colour of the modelling."},
+]
+
+
+def search(queries, entries=SEARCH_ENTRIES):
+    """{query: the urls search.js's own matching returns, in order}, run under node."""
+    import subprocess
+
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed: search.js's matching runs in the browser only")
+    script = ("const api = require(process.argv[1]); const input = JSON.parse(require('fs').readFileSync(0, 'utf8'));"
+              "const out = {}; for (const q of input.queries) out[q] = api.search(q, input.entries).map(e => e.u);"
+              "process.stdout.write(JSON.stringify(out));")
+    done = subprocess.run([node, "-e", script, str(site.ASSETS / "search.js")], capture_output=True, text=True,
+                          input=json.dumps({"queries": queries, "entries": entries}), timeout=60, check=True)
+    return json.loads(done.stdout)
+
+
+def test_search_matches_whole_words_folds_spellings_and_needs_every_term():
+    found = search(["RAG", "quantization", "quantisation", "KV 缓存", "KV缓存", "kv cache", "缓存", "gpt-2",
+                    "behavior analyze color modeling", "checkpoint", "averag", "rag cache", ""])
+    assert found["RAG"] == ["b"], "RAG is a word: it must not match 'averaging'"
+    assert found["quantization"] == found["quantisation"] == ["c", "d"]
+    assert found["KV 缓存"] == found["KV缓存"] == ["f"], "both terms, in one entry: KV as a word, 缓存 anywhere"
+    assert found["kv cache"] == ["e", "f"]
+    assert found["缓存"] == ["g", "f"], "entries matching in their title come first"
+    assert found["gpt-2"] == ["e"]
+    assert found["behavior analyze color modeling"] == ["h"]
+    assert found["averag"] == ["a"], "a term of four letters or more matches the start of a word"
+    assert found["rag cache"] == [] and found[""] == []
+
+
+def test_search_folds_british_and_american_spellings_but_not_short_words():
+    import subprocess
+
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed")
+    pairs = [("quantisation", "quantization"), ("normalised", "normalized"), ("optimiser", "optimizer"),
+             ("analyse", "analyze"), ("behaviours", "behaviors"), ("favourite", "favorite"), ("modelling", "modeling"),
+             ("labelled", "labeled"), ("centre", "center"), ("catalogue", "catalog"), ("artefact", "artifact"),
+             ("licence", "license")]
+    kept = ["hour", "four", "your", "rise", "wise", "spelled", "filled", "size", "precision", "analysis", "noise"]
+    script = ("const api = require(process.argv[1]); const words = JSON.parse(require('fs').readFileSync(0, 'utf8'));"
+              "process.stdout.write(JSON.stringify(words.map(api.fold)));")
+    words = [w for pair in pairs for w in pair] + kept
+    done = subprocess.run([node, "-e", script, str(site.ASSETS / "search.js")], capture_output=True, text=True,
+                          input=json.dumps(words), timeout=60, check=True)
+    folded = dict(zip(words, json.loads(done.stdout)))
+    for british, american in pairs:
+        assert folded[british] == folded[american] == american, (british, folded[british])
+    for word in kept:
+        assert folded[word] in (word, word.replace("ise", "ize")), (word, folded[word])
+    assert folded["hour"] == "hour" and folded["four"] == "four" and folded["spelled"] == "spelled"
+
+
+def test_search_index_keeps_a_sections_prose_past_its_first_lines():
+    """Interview answers sit deep in their section: 缓存 in lesson 15's fifth answer, 2,000 characters down."""
+    answers = "".join(f"<p>{i}. {'An answer in English. ' * 20}</p>" for i in range(5)) + "<p>5. 如何设计推理缓存？</p>"
+    sections = site.outline(f'<h2 id="iq">Interview questions</h2>{answers}')
+    assert len(sections[0]["text"]) > 2_000 and "推理缓存" in sections[0]["text"]

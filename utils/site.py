@@ -45,6 +45,9 @@ ASSETS = Path(__file__).resolve().parent / "site_assets"
 SITE = course.ROOT / "build" / "site"
 EXECUTED = course.ROOT / "build" / "executed"
 LABEL = re.compile(r"<strong>\[(\d\d)-([a-z0-9-]+)\]</strong>")
+# The prose the search indexes under each heading (characters): a section's interview answers, both languages,
+# fit (lesson 15's "KV 缓存" is found in its answers, past the first 600 characters the index once kept).
+SEARCH_TEXT = 12_000
 
 
 @dataclass(frozen=True)
@@ -226,7 +229,7 @@ class _Outline(HTMLParser):
             return
         if self._heading is not None:
             self._heading["title"] += data
-        elif self._prose and self.sections and len(self.sections[-1]["text"]) < 600:
+        elif self._prose and self.sections and len(self.sections[-1]["text"]) < SEARCH_TEXT:
             self.sections[-1]["text"] += " ".join(data.split()) + " "
 
 
@@ -419,14 +422,15 @@ def scratch_page(listings: list[tuple[Page, list[dict]]]) -> str:
 
 
 SEARCH_PAGE = """<h1>Search</h1>
-<p>Every heading of every page, and every interview question, in 中文 and English. All words must match.</p>
+<p>Every heading of every page with the prose under it, and every interview question, in 中文 and English.
+Every term must match: whole English words (British or American spelling), Chinese as written.</p>
 <input id="bml-query" type="search" placeholder="e.g. 数据漂移, KV cache, rollback" autofocus>
 <p id="bml-count"></p>
 <ol id="bml-results"></ol>"""
 
 
 def search_entries(outlines: list[tuple[Page, list[dict]]], table) -> list[dict]:
-    entries = [{"t": s["title"], "p": page.title, "u": f'{page.href}#{s["id"]}', "x": s["text"].strip()[:300]}
+    entries = [{"t": s["title"], "p": page.title, "u": f'{page.href}#{s["id"]}', "x": s["text"].strip()}
                for page, sections in outlines for s in sections]
     lessons = {p.lesson: p for p, _ in outlines if p.source.parent.name == "notebooks"}
     for row in table.itertuples():
