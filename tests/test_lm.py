@@ -184,3 +184,62 @@ def test_the_shipped_weights_are_the_ones_pretrained_loads():
     assert lm._sha256(data_dir() / lm.SHIPPED) == lm.SHIPPED_SHA256
     model = lm.pretrained(verbose=False)
     assert sum(p.numel() for p in model.parameters()) == lm.parameter_count(lm.PRETRAINED["config"])
+
+
+def test_decay_groups_exempt_every_one_dimensional_parameter():
+    model = lm.GPT(SMALL)
+    decayed, exempt = lm.decay_groups(model, 0.1)
+    assert decayed["weight_decay"] == 0.1 and exempt["weight_decay"] == 0.0
+    assert {id(p) for p in decayed["params"]} | {id(p) for p in exempt["params"]} == {id(p) for p in model.parameters()}
+    names = {id(p): n for n, p in model.named_parameters()}
+    assert all(names[id(p)].endswith(".bias") or ".ln" in names[id(p)] or names[id(p)].startswith("ln_f")
+               for p in exempt["params"])
+    assert id(model.ln_f.weight) in map(id, exempt["params"]) and id(model.tok_emb.weight) in map(id, decayed["params"])
+    with pytest.raises(ValueError, match="weight_decay"):
+        lm.decay_groups(model, -1.0)
+
+
+def test_train_lm_decays_matrices_only_unless_asked(monkeypatch):
+    data = torch.randint(0, 256, (400,), generator=torch.Generator().manual_seed(0))
+    built = []
+    real = torch.optim.AdamW
+    monkeypatch.setattr(torch.optim, "AdamW", lambda groups, **kw: built.append(real(groups, **kw)) or built[-1])
+    for decay_all in (False, True):
+        model = lm.GPT(SMALL)
+        lm.train_lm(model, data, steps=2, batch_size=2, decay_all=decay_all)
+        decayed = {id(p) for g in built[-1].param_groups if g["weight_decay"] > 0 for p in g["params"]}
+        expected = {id(p) for p in model.parameters() if decay_all or p.dim() >= 2}
+        assert decayed == expected and (id(model.ln_f.weight) in decayed) == decay_all
+    with pytest.raises(ValueError, match="mixed_precision"):
+        lm.train_lm(lm.GPT(SMALL), data, steps=1, batch_size=2, mixed_precision="yes")
+
+
+def test_saved_tensor_bytes_splits_weights_copies_and_activations():
+    torch.manual_seed(0)
+    model = lm.GPT(SMALL)
+    idx = torch.randint(0, 256, (2, 16))
+
+    def step(autocast=False):
+        def run():
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+                loss = model(idx, idx)[1]
+            loss.backward()
+            model.zero_grad()
+        return run
+
+    weight_bytes = sum(p.numel() * 4 for p in model.parameters())
+    fp32 = lm.saved_tensor_bytes(model, step())
+    assert fp32["weight copies"] == 0 and 0 < fp32["weights"] <= weight_bytes and fp32["activations"] > 0
+    bf16 = lm.saved_tensor_bytes(model, step(True))
+    assert 0 < bf16["weight copies"] <= weight_bytes / 2 and bf16["activations"] < fp32["activations"]
+    model.checkpointing = True
+    checkpointed = lm.saved_tensor_bytes(model, step())
+    block_inputs = SMALL.n_layers * idx.numel() * SMALL.d_model * 4   # what each block's checkpoint keeps
+    assert block_inputs <= checkpointed["activations"] < fp32["activations"]
+
+
+def test_cpu_bf16_units_and_the_measured_step_ratio():
+    assert set(lm.cpu_bf16_units()) <= {"avx512_bf16", "amx_bf16"}
+    model = lm.GPT(SMALL)
+    ratio, comparison = lm.bf16_step_ratio(model, torch.randint(0, 256, (200,)), rounds=1)
+    assert ratio > 0 and set(comparison.seconds) == {"fp32", "bf16 autocast"}

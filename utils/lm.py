@@ -384,24 +384,140 @@ def evaluate_bpb(model: GPT, data: torch.Tensor, *, batches: int = 20, batch_siz
 
 # --- training and the cached checkpoint ---
 
+def saved_tensor_bytes(model: GPT, step: Callable[[], object]) -> dict[str, int]:
+    """Bytes that autograd keeps for the backward pass while ``step()`` runs a forward and backward of ``model``.
+
+    Counted from scratch with ``saved_tensors_hooks``, each storage once, and split three ways:
+    ``activations`` (what the forward pass computed and backward needs), ``weights`` (the parameters themselves,
+    saved by reference: no extra memory) and ``weight copies`` (lower-precision casts of the weights that
+    autocast makes: real memory, but not activations). With ``model.checkpointing`` the input each block's
+    checkpoint keeps for its recomputation is added to the activations: the checkpoint holds it outside these
+    hooks. Lesson 04 compares fp32, bf16 autocast and checkpointing with it.
+    """
+    parameters = [p.detach() for p in model.parameters()]
+    weight_storages = {p.untyped_storage().data_ptr() for p in parameters}
+    seen: dict[int, tuple[int, str]] = {}
+
+    def kind_of(tensor: torch.Tensor) -> str:
+        storage = tensor.untyped_storage()
+        if storage.data_ptr() in weight_storages:
+            return "weights"
+        flat = torch.empty(0, dtype=tensor.dtype, device=tensor.device).set_(storage)
+        for p in parameters:
+            if tensor.dtype != p.dtype and tensor.is_floating_point() and flat.numel() == p.numel() \
+                    and torch.equal(flat, p.to(tensor.dtype).reshape(-1)):
+                return "weight copies"
+        return "activations"
+
+    kept = []  # a reference to every counted tensor, so no storage is freed and its address reused mid-count
+
+    def record(tensor: torch.Tensor) -> torch.Tensor:
+        if torch._C._current_autograd_node() is not None:
+            return tensor  # saved during backward (a checkpoint's recomputation): transient, not kept from forward
+        pointer = tensor.untyped_storage().data_ptr()
+        if pointer not in seen:
+            seen[pointer] = (tensor.untyped_storage().nbytes(), kind_of(tensor))
+            kept.append(tensor)
+        return tensor
+
+    def keep_input(module, args):
+        record(args[0])
+
+    hooks = [block.register_forward_pre_hook(keep_input) for block in model.blocks] if model.checkpointing else []
+    try:
+        with torch.autograd.graph.saved_tensors_hooks(record, lambda tensor: tensor):
+            step()
+    finally:
+        for hook in hooks:
+            hook.remove()
+    kept.clear()
+    totals = {"activations": 0, "weights": 0, "weight copies": 0}
+    for size, kind in seen.values():
+        totals[kind] += size
+    return totals
+
+
+def decay_groups(model: nn.Module, weight_decay: float = 0.1) -> list[dict]:
+    """AdamW parameter groups, GPT-2 / nanoGPT / LLaMA practice: matrices (embeddings, linear weights) decay;
+    1-D parameters (LayerNorm gains and biases, every bias) do not, since shrinking a gain or an offset
+    towards zero is not a regulariser of the function's complexity, just a distortion of its scale.
+
+    >>> groups = decay_groups(GPT(GPTConfig(context=8, d_model=16, n_heads=2, n_layers=1)))
+    >>> [(g["weight_decay"], len(g["params"])) for g in groups]
+    [(0.1, 6), (0.0, 10)]
+    """
+    if weight_decay < 0:
+        raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
+    parameters = [p for p in model.parameters() if p.requires_grad]
+    return [{"params": [p for p in parameters if p.dim() >= 2], "weight_decay": weight_decay},
+            {"params": [p for p in parameters if p.dim() < 2], "weight_decay": 0.0}]
+
+
+def cpu_bf16_units() -> list[str]:
+    """The bf16 instruction sets this machine's CPU reports (``avx512_bf16``, ``amx_bf16``), from /proc/cpuinfo
+    on Linux; an empty list where it reports none or the flags cannot be read."""
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            flags = set(cpuinfo.read().split())
+    except OSError:
+        return []
+    return [flag for flag in ("avx512_bf16", "amx_bf16") if flag in flags]
+
+
+def bf16_step_ratio(model: GPT, data: torch.Tensor, *, batch_size: int = 2, rounds: int = 5, seed: int = 0):
+    """A training step's time under bf16 autocast over its time in fp32, on this model and device, measured
+    interleaved (``utils.bench.compare``, median of ``rounds``). Below 1: bf16 is faster here. Returns the
+    ratio and the :class:`utils.bench.Comparison` (the weights are not changed: no optimizer step)."""
+    from utils import bench
+
+    device = next(model.parameters()).device
+    x, y = random_batch(data, batch_size, model.config.context, torch.Generator().manual_seed(seed), device)
+
+    def step(enabled: bool):
+        def run():
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled):
+                loss = model(x, y)[1]
+            loss.backward()
+            model.zero_grad(set_to_none=True)
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+        return run
+
+    comparison = bench.compare({"fp32": step(False), "bf16 autocast": step(True)}, rounds=rounds, warmup=1)
+    return 1 / comparison.ratio("fp32", "bf16 autocast"), comparison
+
+
 def train_lm(model: GPT, data: torch.Tensor, *, steps: int, batch_size: int = 32, lr: float = 3e-3,
-             warmup: int = 50, seed: int = 0, log_every: int = 0) -> list[float]:
+             warmup: int = 50, seed: int = 0, log_every: int = 0, weight_decay: float = 0.1,
+             decay_all: bool = False, mixed_precision: bool | str | None = None) -> list[float]:
     """AdamW with linear warm-up and cosine decay; returns the training loss (nats) of every step.
 
-    On a CUDA device the forward pass runs under bf16 autocast (weights and optimizer state stay fp32);
-    on a CPU it stays fp32, where bf16 is slower (lesson 04, section 6).
+    Weight decay applies to matrices only (:func:`decay_groups`); ``decay_all=True`` decays every parameter,
+    the recipe the shipped weights were trained with. ``mixed_precision``: ``True`` or ``False`` runs the
+    forward pass under bf16 autocast or not (weights and optimizer state stay fp32 either way); ``"auto"``
+    measures a step both ways first (:func:`bf16_step_ratio`) and uses bf16 only if it is at least 10% faster
+    here; ``None`` (the default) uses bf16 on CUDA and fp32 elsewhere, so CPU runs give the same weights on
+    every CPU. Whether bf16 is faster on a CPU depends on its bf16 units: lesson 04, section 6 measures it.
     """
     from utils.train import warmup_cosine
 
+    if mixed_precision not in (None, True, False, "auto"):
+        raise ValueError(f"mixed_precision must be None, True, False or 'auto', got {mixed_precision!r}")
     generator, device = torch.Generator().manual_seed(seed), next(model.parameters()).device
+    if mixed_precision == "auto":
+        mixed_precision = bf16_step_ratio(model, data, batch_size=min(batch_size, 4), seed=seed)[0] < 0.9
+    elif mixed_precision is None:
+        mixed_precision = device.type == "cuda"
     warmup = min(warmup, max(1, steps // 10)) if steps > 1 else 1
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.95), weight_decay=0.1)
+    groups = [{"params": list(model.parameters()), "weight_decay": weight_decay}] if decay_all else \
+        decay_groups(model, weight_decay)
+    optimizer = torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.95))
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: warmup_cosine(step, warmup=warmup, total=max(steps, 2), peak_lr=1.0, min_lr=0.1))
     model.train()
     losses = []
     for step in range(steps):
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):  # bf16 on GPUs
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bool(mixed_precision)):
             _, loss = model(*random_batch(data, batch_size, model.config.context, generator, device))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -415,13 +531,16 @@ def train_lm(model: GPT, data: torch.Tensor, *, steps: int, batch_size: int = 32
 
 
 PRETRAINED = {"config": GPTConfig(context=128, d_model=128, n_heads=4, n_layers=3), "steps": 2000, "batch_size": 16,
-              "lr": 3e-3, "warmup": 100, "seed": 0}
+              "lr": 3e-3, "warmup": 100, "seed": 0, "decay_all": True}
+# decay_all: the shipped weights were trained decaying every parameter (train_lm's recipe before it exempted 1-D
+# parameters); PRETRAINED keeps that recipe so that `python -m utils.lm train` reproduces them.
 SHIPPED = "lm/gpt-pretrained.safetensors"  # PRETRAINED's weights, in data/ with their SHA-256 in data/lm/README.md
 SHIPPED_SHA256 = "edc9d79dba26491a4933f32122f527b379982a2509091d2054870e5ef64e710c"
 
 
 def _cache_key(settings: dict) -> str:
     text = json.dumps({**settings, "config": asdict(settings["config"]), "corpus": CORPUS_SHA256,
+                       "decay_all": settings.get("decay_all", False),  # recipe 2: 1-D parameters not decayed
                        "torch": torch.__version__.split("+")[0]}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -462,7 +581,8 @@ def pretrained(settings: dict | None = None, *, device=None, verbose: bool = Tru
         model = GPT(settings["config"])
         train, _ = corpus_split()
         train_lm(model, train, steps=settings["steps"], batch_size=settings["batch_size"], lr=settings["lr"],
-                 warmup=settings["warmup"], seed=settings["seed"], log_every=250 if verbose else 0)
+                 warmup=settings["warmup"], seed=settings["seed"], log_every=250 if verbose else 0,
+                 decay_all=settings.get("decay_all", False))
         path.parent.mkdir(parents=True, exist_ok=True)
         save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path.with_suffix(".tmp")))
         path.with_suffix(".tmp").replace(path)
