@@ -44,3 +44,24 @@ def test_sample_ratio_mismatch_equals_scipy_chisquare():
     for n_a, n_b, share in ((50_000, 49_000, 0.5), (10, 12, 0.5), (900, 2_000, 0.3)):
         expected = stats.chisquare([n_a, n_b], [share * (n_a + n_b), (1 - share) * (n_a + n_b)]).pvalue
         assert abtest.sample_ratio_mismatch(n_a, n_b, share) == pytest.approx(expected, abs=1e-12)
+
+
+def test_paired_difference_bound_equals_the_paired_t_statistic_and_beats_the_unpaired_error():
+    rng = np.random.default_rng(0)
+    a = rng.random(5000) < 0.87
+    b = a.copy()
+    flip = rng.random(5000) < 0.02                  # B differs from A on 2% of rows, mostly for the worse
+    b[flip] = np.where(rng.random(flip.sum()) < 0.66, False, True)
+    r = abtest.paired_difference_bound(a, b)
+    t = stats.ttest_rel(a.astype(float), b.astype(float)).statistic
+    assert r["cost"] / r["se"] == pytest.approx(t, rel=1e-9)
+    assert r["upper"] == pytest.approx(r["cost"] + stats.norm.ppf(0.95) * r["se"])
+    unpaired = np.sqrt(a.mean() * (1 - a.mean()) / a.size + b.mean() * (1 - b.mean()) / b.size)
+    assert r["se"] < unpaired / 3
+
+
+@pytest.mark.parametrize("a, b, confidence, message", [([1, 0], [1], 0.95, "equal length"), ([1], [1], 0.95, ">= 2"),
+                                                        ([1, 0], [0, 1], 1.0, "confidence")])
+def test_paired_difference_bound_refuses_bad_input(a, b, confidence, message):
+    with pytest.raises(ValueError, match=message):
+        abtest.paired_difference_bound(a, b, confidence=confidence)
