@@ -6,6 +6,7 @@ import importlib
 import math
 import pkgutil
 import re
+import sys
 from pathlib import Path
 
 import nbformat
@@ -18,7 +19,7 @@ import utils
 from utils import metrics
 from utils.checks import CheckFailed, check, registered_checks, spec_of
 from utils.checks.core import (CRASH_HINT, _call, OTHER_SEED_HINT, SAME_SEED_HINT, Case, Checker, Mistake, Spec, mutation_hint,
-                               snapshot)
+                               same, snapshot)
 from utils.labs import answer_functions
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -426,3 +427,65 @@ def test_lab14_examples_in_the_text_are_right(tmp_path):
     assert bench.percentiles(np.arange(1, 101)) == pytest.approx({"p50": 50.5, "p95": 95.05, "p99": 99.01})
     (tmp_path / "f").write_bytes(b"abc")
     assert serving.sha256_of(tmp_path / "f").startswith("ba7816bf")
+
+
+# --- every check hands the same inputs whatever the caller's global random state ---
+
+def _global_states():
+    import random
+    return random.getstate(), np.random.get_state(), torch.get_rng_state()
+
+
+def _same_states(a, b) -> bool:
+    return a[0] == b[0] and all(np.array_equal(x, y) for x, y in zip(a[1][1:], b[1][1:])) and torch.equal(a[2], b[2])
+
+
+def _inputs(value):
+    """A comparable record of a case's arguments: data as it is; generators by their state; functions and small
+    objects (victim models, configs) by what they hold; files by their bytes."""
+    import types
+    if isinstance(value, (list, tuple)):
+        return type(value)(_inputs(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _inputs(v) for k, v in value.items()}
+    if isinstance(value, torch.Generator):
+        return value.get_state()
+    if isinstance(value, np.random.Generator):
+        return repr(value.bit_generator.state)
+    if isinstance(value, Path):
+        return value.read_bytes() if value.is_file() else str(value)
+    if isinstance(value, types.FunctionType):
+        cells = [c.cell_contents for c in value.__closure__ or ()]
+        return ("function", value.__qualname__, _inputs(cells), _inputs(list(value.__defaults__ or ())))
+    if isinstance(value, range):
+        return ("range", value.start, value.stop, value.step)
+    if hasattr(value, "__dict__") and not isinstance(value, (torch.nn.Module, type)) and \
+            not type(value).__module__.startswith(("onnxruntime", "pandas")):
+        return (type(value).__qualname__, _inputs(dict(vars(value))))
+    return value
+
+
+def _generated(spec, seed, folder):
+    import random
+    random.seed(seed), np.random.seed(seed), torch.manual_seed(seed)
+    for module in list(sys.modules.values()):  # inputs cached per process are built again under this seed
+        if getattr(module, "__name__", "").startswith("utils.checks.lesson"):
+            for value in vars(module).values():
+                if callable(getattr(value, "cache_clear", None)):
+                    value.cache_clear()
+    before = _global_states()
+    cases = spec.cases(folder) if spec.fixture else spec.cases()
+    assert _same_states(before, _global_states()), "generating the cases changed the caller's global random state"
+    return [(case.label, _inputs(list(case.args))) for case in cases]
+
+
+@pytest.mark.parametrize("check_id", registered_checks())
+def test_cases_do_not_depend_on_the_global_random_state(check_id):
+    """Python's, NumPy's and torch's global generators seeded 0 or 12345: the same cases, the same inputs."""
+    import contextlib
+    spec = spec_of(check_id)
+    with (spec.fixture() if spec.fixture else contextlib.nullcontext()) as folder:
+        first, second = _generated(spec, 0, folder), _generated(spec, 12345, folder)
+    assert [label for label, _ in first] == [label for label, _ in second]
+    for (label, a), (_, b) in zip(first, second):
+        assert same(a, b), f"{check_id}: the inputs of {label!r} depend on the global random state"

@@ -106,6 +106,25 @@ def _size(value) -> int:
     return 1
 
 
+@contextlib.contextmanager
+def global_seed(seed: int):
+    """Seed Python's, NumPy's and torch's global generators for a case generator that needs them (``nn.Linear``
+    draws its initial weights from torch's), and give the caller's states back afterwards: a check's inputs never
+    depend on, and never change, the caller's global random state."""
+    import random
+    import torch
+    states = random.getstate(), np.random.get_state(), torch.get_rng_state()
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    try:
+        yield
+    finally:
+        random.setstate(states[0])
+        np.random.set_state(states[1])
+        torch.set_rng_state(states[2])
+
+
 def _call(function, args):
     return function(*args)
 

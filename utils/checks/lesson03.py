@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from utils.augment import shift_images
-from utils.checks.core import Case, Mistake, Spec, format_value as fmt, reject, register
+from utils.checks.core import Case, Mistake, Spec, format_value as fmt, reject, global_seed, register
 from utils.data import stratified_kfold_indices
 from utils.regularize import l2_penalty
 from utils.train import EarlyStopping, History
@@ -159,10 +159,10 @@ def l2_first_layer_only(model):
 
 
 def _model(sizes: tuple[int, ...], seed: int) -> nn.Sequential:
-    torch.manual_seed(seed)
     layers: list[nn.Module] = []
-    for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
-        layers += [nn.Linear(fan_in, fan_out), nn.ReLU()]
+    with global_seed(seed):  # nn.Linear draws from torch's global generator; the caller's state is kept
+        for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+            layers += [nn.Linear(fan_in, fan_out), nn.ReLU()]
     model = nn.Sequential(*layers[:-1])
     with torch.no_grad():
         for parameter in model.parameters():

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from utils import lm
-from utils.checks.core import Case, Mistake, Spec, reject, register
+from utils.checks.core import Case, Mistake, Spec, reject, global_seed, register
 from utils.train import accumulated_gradients, warmup_cosine
 
 # --- 04.causal_attention ---
@@ -75,8 +75,8 @@ register(Spec(
 # --- 04.accumulated_gradients ---
 
 def _tiny_network(seed: int, width: int) -> nn.Module:
-    torch.manual_seed(seed)
-    return nn.Sequential(nn.Linear(6, width), nn.LayerNorm(width), nn.GELU(), nn.Linear(width, 3))
+    with global_seed(seed):  # nn.Linear draws from torch's global generator; the caller's state is kept
+        return nn.Sequential(nn.Linear(6, width), nn.LayerNorm(width), nn.GELU(), nn.Linear(width, 3))
 
 
 def grads_not_divided(model, loss_fn, X, y, micro_batches):

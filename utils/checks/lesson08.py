@@ -6,16 +6,16 @@ import torch
 from torch import nn
 
 from utils import compression
-from utils.checks.core import Case, Mistake, Spec, register
+from utils.checks.core import Case, Mistake, Spec, global_seed, register
 
 # --- 08.global_mask: compared as weights kept per layer, and whether the kept ones are the globally largest ---
 
 
 def _network(sizes: tuple[int, ...], seed: int, scales: tuple[float, ...]) -> nn.Sequential:
-    torch.manual_seed(seed)
     layers: list[nn.Module] = []
-    for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
-        layers += [nn.Linear(fan_in, fan_out), nn.ReLU()]
+    with global_seed(seed):  # nn.Linear draws from torch's global generator; the caller's state is kept
+        for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+            layers += [nn.Linear(fan_in, fan_out), nn.ReLU()]
     model = nn.Sequential(*layers[:-1])
     with torch.no_grad():
         for layer, scale in zip(model[0::2], scales):
@@ -230,8 +230,9 @@ def svd_smallest_singular_values(layer, rank):
 def _low_rank_cases() -> list[Case]:
     cases = []
     for (fan_in, fan_out, rank), seed in zip(((12, 10, 2), (12, 10, 5), (6, 9, 6), (20, 3, 1)), range(80, 84)):
-        torch.manual_seed(seed)
-        cases.append(Case((nn.Linear(fan_in, fan_out), rank), f"a Linear({fan_in}, {fan_out}) at rank {rank}, "
+        with global_seed(seed):
+            layer = nn.Linear(fan_in, fan_out)
+        cases.append(Case((layer, rank), f"a Linear({fan_in}, {fan_out}) at rank {rank}, "
                           "on 5 random inputs", atol=1e-5, size=fan_in * fan_out))  # float32 SVD: 1e-5
     return cases
 

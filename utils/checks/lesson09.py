@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from utils import explain
-from utils.checks.core import Case, Mistake, Spec, format_value as fmt, mutation_hint, register, with_model_mode
+from utils.checks.core import Case, Mistake, Spec, format_value as fmt, mutation_hint, global_seed, register, with_model_mode
 
 # --- 09.exact_shapley ---
 
@@ -173,8 +173,8 @@ def ig_gradient_at_x_only(model, x, baseline, steps, target):
 
 
 def _network(sizes, seed, gain):
-    torch.manual_seed(seed)
-    model = nn.Sequential(nn.Linear(sizes[0], sizes[1]), nn.Tanh(), nn.Linear(sizes[1], sizes[2]))
+    with global_seed(seed):  # nn.Linear draws from torch's global generator; the caller's state is kept
+        model = nn.Sequential(nn.Linear(sizes[0], sizes[1]), nn.Tanh(), nn.Linear(sizes[1], sizes[2]))
     with torch.no_grad():
         model[0].weight.mul_(gain)  # a larger gain: a more curved network, where the path matters
     return model
@@ -312,10 +312,10 @@ class _TinySequenceModel(nn.Module):
 
     def __init__(self, time, d, classes, seed, dropout=0.0):
         super().__init__()
-        torch.manual_seed(seed)
-        self.mix = nn.Linear(time * d, 16)
-        self.drop = nn.Dropout(dropout)
-        self.out = nn.Linear(16, classes)
+        with global_seed(seed):
+            self.mix = nn.Linear(time * d, 16)
+            self.drop = nn.Dropout(dropout)
+            self.out = nn.Linear(16, classes)
 
     def forward(self, x):
         return self.out(self.drop(torch.tanh(self.mix(x.flatten(1)))))

@@ -7,12 +7,12 @@ import torch
 from torch import nn
 
 from utils import robustness
-from utils.checks.core import Case, Mistake, Spec, register, with_model_mode
+from utils.checks.core import Case, Mistake, Spec, global_seed, register, with_model_mode
 
 
 def _model(seed: int, n_in: int, dropout: bool = False, zero_column: bool = False) -> nn.Module:
-    torch.manual_seed(seed)
-    layers = [nn.Linear(n_in, 5), nn.ReLU()] + ([nn.Dropout(0.5)] if dropout else []) + [nn.Linear(5, 3)]
+    with global_seed(seed):  # nn.Linear draws from torch's global generator; the caller's state is kept
+        layers = [nn.Linear(n_in, 5), nn.ReLU()] + ([nn.Dropout(0.5)] if dropout else []) + [nn.Linear(5, 3)]
     model = nn.Sequential(*layers)
     if zero_column:                       # input 0 has no effect: its gradient is exactly 0 (sign 0)
         with torch.no_grad():

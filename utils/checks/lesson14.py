@@ -12,7 +12,7 @@ import numpy as np
 
 from utils import serving
 from utils.bench import percentiles
-from utils.checks.core import Case, Mistake, Spec, reject, register
+from utils.checks.core import Case, Mistake, Spec, reject, global_seed, register
 
 # --- 14.PredictRequest: each payload is accepted (with its rows unchanged) or rejected, like the reference ---
 
@@ -151,9 +151,9 @@ def _exported():
     import torch
     from onnx import TensorProto, helper, numpy_helper
 
-    torch.manual_seed(14)
-    model = torch.nn.Sequential(torch.nn.Linear(8, 4)).eval()
-    shifted = torch.nn.Sequential(torch.nn.Linear(8, 4)).eval()
+    with global_seed(14):  # nn.Linear draws from torch's global generator; the caller's state is kept
+        model = torch.nn.Sequential(torch.nn.Linear(8, 4)).eval()
+        shifted = torch.nn.Sequential(torch.nn.Linear(8, 4)).eval()
     shifted.load_state_dict(model.state_dict())
     with torch.no_grad():
         shifted[0].bias.add_(1e-3)

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from utils import monitoring
-from utils.checks.core import Case, Mistake, Spec, register
+from utils.checks.core import Case, Mistake, Spec, global_seed, register
 
 # --- 16.psi ---
 
@@ -156,9 +156,9 @@ def _ewc_cases() -> list[Case]:
     for i, (sizes, lam, spread) in enumerate((((2, 2), 1.0, 1.0), ((4, 5, 3), 10.0, 0.5), ((8, 16, 10), 1000.0, 0.1))):
         generator = torch.Generator().manual_seed(1603 + i)
         layers = []
-        for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
-            layers += [nn.Linear(fan_in, fan_out), nn.Tanh()]
-        torch.manual_seed(1603 + i)
+        with global_seed(1603 + i):  # nn.Linear draws its weights from torch's global generator
+            for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+                layers += [nn.Linear(fan_in, fan_out), nn.Tanh()]
         model = nn.Sequential(*layers[:-1])
         fisher = {n: torch.rand(p.shape, generator=generator) for n, p in model.named_parameters()}
         anchor = {n: p.detach() + spread * torch.randn(p.shape, generator=generator) for n, p in model.named_parameters()}
