@@ -243,3 +243,14 @@ def test_cpu_bf16_units_and_the_measured_step_ratio():
     model = lm.GPT(SMALL)
     ratio, comparison = lm.bf16_step_ratio(model, torch.randint(0, 256, (200,)), rounds=1)
     assert ratio > 0 and set(comparison.seconds) == {"fp32", "bf16 autocast"}
+
+
+def test_byte_windows_wait_or_compute_per_item():
+    import time
+    data = torch.arange(65) % 256
+    busy = lm.ByteWindows(data, 16, cpu=0.01)
+    start = time.process_time()
+    x, y = busy[0]
+    assert time.process_time() - start >= 0.01 and torch.equal(x[1:], y[:-1]) and len(busy) == 4
+    with pytest.raises(ValueError, match="delay and cpu"):
+        lm.ByteWindows(data, 16, delay=-1)

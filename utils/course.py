@@ -88,7 +88,7 @@ LESSONS = (
                     "seeds; cross-validation to choose.")),
     Lesson("04", "training_efficiency", "如何优化AI大模型的训练速度？", "How do you train a large model faster and cheaper?",
            "available", ("lm",), run_time="~58 s (lab: ~7 s)",
-           test_parameters={"bench_repeats": 2, "demo_steps": 20, "loader_items": 16, "warmup_steps": 16,
+           test_parameters={"bench_repeats": 2, "demo_steps": 20, "loader_items": 32, "warmup_steps": 16,
                             "warmup_seeds": 1, "batch_sizes": [8, 32], "scaling_tokens": 16384, "scaling_seeds": 1,
                             "run_compile": False},
            lab_test_parameters={"train_steps": 40},

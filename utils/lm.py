@@ -335,18 +335,26 @@ def random_batch(data: torch.Tensor, batch_size: int, context: int, generator: t
 
 
 class ByteWindows(torch.utils.data.Dataset):
-    """Fixed windows of a byte tensor, with an optional delay per item standing in for reading and decoding."""
+    """Fixed windows of a byte tensor, with optional work per item: ``delay`` seconds of waiting (standing in for
+    reading a file: no CPU used) or ``cpu`` seconds of computing (standing in for decoding: a busy loop)."""
 
-    def __init__(self, data: torch.Tensor, context: int, delay: float = 0.0):
-        self.data, self.context, self.delay = data, context, delay
+    def __init__(self, data: torch.Tensor, context: int, delay: float = 0.0, cpu: float = 0.0):
+        if delay < 0 or cpu < 0:
+            raise ValueError(f"delay and cpu must be >= 0 seconds, got {delay} and {cpu}")
+        self.data, self.context, self.delay, self.cpu = data, context, delay, cpu
 
     def __len__(self) -> int:
         return (len(self.data) - 1) // self.context
 
     def __getitem__(self, i: int):
+        import time
+
         if self.delay:
-            import time
             time.sleep(self.delay)
+        if self.cpu:
+            until = time.process_time() + self.cpu   # CPU time of this process: waiting for a core does not count
+            while time.process_time() < until:
+                pass
         window = self.data[i * self.context:(i + 1) * self.context + 1]
         return window[:-1], window[1:]
 
