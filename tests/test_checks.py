@@ -18,13 +18,15 @@ import torch
 import utils
 from utils import metrics
 from utils.checks import CheckFailed, check, registered_checks, spec_of
-from utils.checks.core import (CRASH_HINT, _call, OTHER_SEED_HINT, SAME_SEED_HINT, Case, Checker, Mistake, Spec, mutation_hint,
+from utils.checks.core import (CRASH_HINT, DETACHED_HINT, GLOBAL_RANDOM_HINT, GRAD_HINT, MODE_HINT, REQUIRES_GRAD_HINT, _call, OTHER_SEED_HINT, SAME_SEED_HINT, Case, Checker, Mistake, Spec, mutation_hint,
                                same, snapshot)
 from utils.labs import answer_functions
 
 ROOT = Path(__file__).resolve().parent.parent
 CHECK_CALL = re.compile(r"""check\(\s*["']([\w.]+)["']\s*,\s*(\w+)\s*\)""")
 # A reference that is not a plain utils function of the same name, and where it lives instead.
+# Checks whose reference draws from torch's global generator (it builds nn.Linear layers): there the learner may too.
+REFERENCES_USING_GLOBAL_RANDOMNESS = ["07.LoRALinear", "08.low_rank_linear"]
 BUILT_ELSEWHERE = {"14.PredictRequest": "serving.request_schema(64, 64) builds the service's schema class"}
 
 
@@ -489,3 +491,52 @@ def test_cases_do_not_depend_on_the_global_random_state(check_id):
     assert [label for label, _ in first] == [label for label, _ in second]
     for (label, a), (_, b) in zip(first, second):
         assert same(a, b), f"{check_id}: the inputs of {label!r} depend on the global random state"
+
+
+# --- side effects: the caller's global random state, input gradients, modes, detached results ---
+
+def test_an_answer_that_seeds_the_global_generator_fails_and_the_state_is_given_back():
+    import random
+    random.seed(5), np.random.seed(5), torch.manual_seed(5)
+    before = _global_states()
+
+    def seeds_numpy(values):
+        np.random.seed(0)
+        return float(values.sum())
+    with pytest.raises(CheckFailed) as failure:
+        Checker(_toy_spec(), seeds_numpy).run()
+    assert failure.value.hint == GLOBAL_RANDOM_HINT and "NumPy's np.random" in failure.value.message
+    assert _same_states(before, _global_states())
+
+
+def test_a_reference_that_draws_from_a_global_generator_lets_the_answer_draw_too():
+    def draws(values):
+        torch.rand(1)
+        return float(values.sum())
+    Checker(Spec("99.draws", draws, _toy_spec().cases, hint="."), draws).run()
+
+
+def test_the_side_effect_contract_is_declared_somewhere_for_each_hint():
+    """Each side-effect hint is a declared mistake of some check, so test_each_mistake_fails_with_its_own_hint proves
+    the contract catches it."""
+    declared = {m.hint for check_id in registered_checks() for m in spec_of(check_id).mistakes}
+    assert {GLOBAL_RANDOM_HINT, REQUIRES_GRAD_HINT, GRAD_HINT, MODE_HINT, DETACHED_HINT} <= declared
+
+
+def test_which_references_touch_the_global_random_state():
+    """Where the reference itself draws from a global generator (building nn.Linear layers), the learner may too;
+    everywhere else the contract applies. The list is short and stays deliberate."""
+    import contextlib
+    touching = []
+    for check_id in registered_checks():
+        spec = spec_of(check_id)
+        with (spec.fixture() if spec.fixture else contextlib.nullcontext()) as folder:
+            for case in (spec.cases(folder) if spec.fixture else spec.cases()):
+                if getattr(case, "raises", None):
+                    continue
+                before = _global_states()
+                spec.invoke(spec.reference, tuple(snapshot(case.args)))
+                if not _same_states(before, _global_states()):
+                    touching.append(check_id)
+                    break
+    assert touching == REFERENCES_USING_GLOBAL_RANDOMNESS, touching

@@ -35,6 +35,19 @@ SAME_SEED_HINT = ("Draw every random number from the generator or seed you are g
 OTHER_SEED_HINT = "Use the seed argument you are given: a different seed must give a different random result."
 
 
+GLOBAL_RANDOM_HINT = ("Leave the caller's global random state alone: draw from a private generator "
+                      "(np.random.default_rng(seed), torch.Generator().manual_seed(seed), random.Random(seed)); never "
+                      "seed or draw from random, np.random or torch's global generator.")
+REQUIRES_GRAD_HINT = ("Do not switch requires_grad on (or off) for the caller's tensor: work on a copy, "
+                      "x = x.detach().clone().requires_grad_(True).")
+GRAD_HINT = ("Leave the caller's .grad alone: take the gradient with torch.autograd.grad(loss, inputs), which fills "
+             "no .grad, instead of loss.backward() (or zero_grad(), which wipes the caller's gradients).")
+MODE_HINT = ("Remember model.training before calling model.eval() (or .train()) and restore it with "
+             "model.train(was_training) before returning: the caller's model must come back in the mode it arrived in.")
+DETACHED_HINT = ("Return a detached tensor (.detach()): the question asks for a result that carries no graph, so it "
+                 "holds no memory of the computation and cannot leak gradients into the caller's model.")
+
+
 def mutation_hint(name: str) -> str:
     """The hint for an answer that changed its input ``name`` in place."""
     return (f"Your function changed its input `{name}` in place. Work on a copy (np.copy, .clone(), .copy()) "
@@ -154,6 +167,7 @@ class Spec:
     seed: tuple[int, Callable[[int], Any]] | None = None  # (argument position, seed number -> seed object)
     random: bool = True                                  # must another seed change the result?
     fixture: Callable[[], Any] | None = None             # a context manager whose value ``cases`` receives
+    detached: bool = False                               # the question asks for a detached result
 
 
 _REGISTRY: dict[str, Spec] = {}
@@ -374,7 +388,85 @@ def snapshot(args: tuple) -> list:
             copies.append(copy.deepcopy(value))
         except Exception:  # an ONNX Runtime session, say: passed as it is and not compared
             copies.append(value)
+            continue
+        if _is_module(value):  # deepcopy drops a parameter's .grad: a model with stale gradients keeps them
+            for original, duplicate in zip(value.parameters(), copies[-1].parameters()):
+                if original.grad is not None:
+                    duplicate.grad = original.grad.detach().clone()
     return copies
+
+
+# --- side effects: the caller's random state, gradients and modes ---
+
+_GENERATORS = ("Python's random", "NumPy's np.random", "torch's global generator")
+
+
+def _global_random_states() -> tuple:
+    import random
+    import torch
+    return random.getstate(), np.random.get_state(), torch.get_rng_state()
+
+
+def _changed_generators(before: tuple, after: tuple) -> set[str]:
+    """The names of the global generators whose state differs between two ``_global_random_states()``."""
+    changed = set()
+    if before[0] != after[0]:
+        changed.add(_GENERATORS[0])
+    if before[1][0] != after[1][0] or any(not np.array_equal(a, b) for a, b in zip(before[1][1:], after[1][1:])):
+        changed.add(_GENERATORS[1])
+    if not bool((before[2] == after[2]).all()):
+        changed.add(_GENERATORS[2])
+    return changed
+
+
+def _side_state(args: tuple) -> dict[tuple, Any]:
+    """What a call must not change besides values: (argument, where, what) -> state, for every tensor argument
+    (requires_grad, .grad) and module (training mode of each submodule, each parameter's requires_grad)."""
+    state: dict[tuple, Any] = {}
+
+    def grad_of(tensor):
+        return None if tensor.grad is None else tensor.grad.detach().clone()
+
+    def visit(value, position, where):
+        if _is_tensor(value):
+            state[(position, where, "requires_grad")] = value.requires_grad
+            if value.is_leaf:
+                state[(position, where, "grad")] = grad_of(value)
+        elif _is_module(value):
+            for name, module in value.named_modules():
+                state[(position, f"{where}.{name}" if name else where, "mode")] = module.training
+            for name, parameter in value.named_parameters():  # a parameter's .grad may be left, as backward() does
+                state[(position, f"{where}.{name}", "requires_grad")] = parameter.requires_grad
+        elif isinstance(value, (list, tuple)):
+            for i, item in enumerate(value):
+                visit(item, position, f"{where}[{i}]")
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                visit(item, position, f"{where}[{key!r}]")
+
+    for position, value in enumerate(args):
+        visit(value, position, "")
+    return state
+
+
+def _same_side(a, b) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    return same(a, b) if _is_tensor(a) else a == b
+
+
+def _side_changes(before: dict, after: dict) -> dict[tuple, tuple]:
+    return {key: (before[key], after.get(key)) for key in before if not _same_side(before[key], after.get(key))}
+
+
+def _has_graph(value) -> bool:
+    if _is_tensor(value):
+        return bool(value.requires_grad)
+    if isinstance(value, (list, tuple)):
+        return any(_has_graph(v) for v in value)
+    if isinstance(value, dict):
+        return any(_has_graph(v) for v in value.values())
+    return False
 
 
 # --- running ---
@@ -424,18 +516,54 @@ class Checker:
         spec = self.spec
         self.cases += 1
         reference_args = tuple(snapshot(case.args))
+        side_before, random_before = _side_state(reference_args), _global_random_states()
         expected_output = spec.invoke(spec.reference, reference_args)
+        reference_random = _changed_generators(random_before, _global_random_states())
+        reference_side = _side_changes(side_before, _side_state(reference_args))
         expected = spec.measure(expected_output, reference_args)
         args, before = tuple(snapshot(case.args)), snapshot(case.args)
+        random_before = _global_random_states()
         output = self._learner(self.candidate, args, case)
+        random_after = _global_random_states()
         for position, (now, then) in enumerate(zip(args, before)):
             if not same(now, then):
                 name = _parameter_name(self.candidate, position)
                 self.fail(f"for {case.label} your function changed its input `{name}` in place.", mutation_hint(name))
+        self._side_effects(case, args, before, reference_side, reference_random, random_before, random_after)
+        if spec.detached and _has_graph(output):
+            self.fail(f"for {case.label} your result still requires grad (it is attached to the graph).", DETACHED_HINT)
         problem = (spec.contract or like_reference)(output, expected_output)
         if problem:
             self.fail(f"for {case.label} {problem[0]}", problem[1])
         return self._measure(output, args, case), expected
+
+    def _side_effects(self, case, args, before, reference_side, reference_random, random_before, random_after):
+        """Fail when the learner's call changed what the reference's leaves alone: the caller's global random state,
+        an input tensor's requires_grad or .grad, a module's mode (each with its own hint)."""
+        changed = _changed_generators(random_before, random_after) - reference_random
+        if changed:
+            import random
+            import torch
+            random.setstate(random_before[0])  # give the caller its state back before failing
+            np.random.set_state(random_before[1])
+            torch.set_rng_state(random_before[2])
+            self.fail(f"for {case.label} your function changed the caller's global random state "
+                      f"({', '.join(sorted(changed))}).", GLOBAL_RANDOM_HINT)
+        learner_side = _side_changes(_side_state(tuple(before)), _side_state(args))
+        for (position, where, what), (then, now) in learner_side.items():
+            if (position, where, what) in reference_side:
+                continue
+            name = _parameter_name(self.candidate, position) + where
+            if what == "mode":
+                modes = {True: "training", False: "eval"}
+                self.fail(f"for {case.label} `{name}` arrived in {modes[then]} mode and your function left it in "
+                          f"{modes[now]} mode.", MODE_HINT)
+            if what == "requires_grad":
+                self.fail(f"for {case.label} your function changed requires_grad of the caller's `{name}` from "
+                          f"{then} to {now}.", REQUIRES_GRAD_HINT)
+            self.fail(f"for {case.label} your function changed `{name}.grad` "
+                      f"({'none' if then is None else 'stale'} before, {'none' if now is None else 'set'} after).",
+                      GRAD_HINT)
 
     def diagnose(self, results: list[tuple[Case, Any, Any]], failing: tuple[Case, Any, Any]) -> str:
         """The hint of the listed mistake that reproduces every result the learner gave (else the failing one)."""

@@ -19,13 +19,14 @@ def _simulate(stopper_class, args):
     """Feed the losses to a new stopper as fit would, changing the weights in place each epoch like an optimiser."""
     patience, losses = args
     stopper = stopper_class(patience)
-    model, history = nn.Linear(1, 1), History()
+    with global_seed(0):  # the layer's initial weights are overwritten; the caller's random state is kept
+        model, history = nn.Linear(1, 1), History()
     stopped_at = len(losses) - 1
     for epoch, loss in enumerate(losses):
         with torch.no_grad():
             model.weight.fill_(float(epoch))
         history.val_loss.append(loss)
-        history.train_loss.append(loss)
+        history.train_loss.append(1.0 / (epoch + 1))  # the training loss keeps falling: only val_loss tells when to stop
         if stopper.on_epoch_end(epoch, history, model):
             stopped_at = epoch
             break
@@ -101,6 +102,18 @@ class StopperNeverResets(StopperOffByOne):
         return self.wait >= self.patience
 
 
+class StopperWatchesTrainLoss(StopperOffByOne):
+    """Watches the training loss, which keeps falling while the model overfits."""
+
+    def on_epoch_end(self, epoch, history, model):
+        if history.train_loss[-1] < self.best:
+            self.best, self.wait = history.train_loss[-1], 0
+            self.state = {k: v.clone() for k, v in model.state_dict().items()}
+        else:
+            self.wait += 1
+        return self.wait >= self.patience
+
+
 LAST_WEIGHTS_HINT = ("The model ended with the last epoch's weights. In on_train_end load the best epoch's, saved "
                      "as clones ({name: value.clone() ...}): model.state_dict() holds live tensors that keep changing.")
 
@@ -127,6 +140,8 @@ register(Spec(
         Mistake(StopperOffByOne, "Stop as soon as the count of epochs without improvement reaches patience (>=), "
                                  "not one epoch later."),
         Mistake(StopperTieIsImprovement, "An equal loss is not an improvement: use a strict <."),
+        Mistake(StopperWatchesTrainLoss, "Watch history.val_loss, not train_loss: the training loss keeps falling "
+                                         "while the model overfits, so it never says when to stop."),
         Mistake(StopperNeverResets, "Reset the count of epochs without improvement to 0 at every new best."),
     )))
 

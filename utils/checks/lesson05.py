@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from utils import distributed
-from utils.checks.core import Case, Mistake, Spec, register
+from utils.checks.core import GLOBAL_RANDOM_HINT, Case, Mistake, Spec, register
 
 # --- 05.shard_indices ---
 
@@ -45,6 +45,13 @@ def shard_in_blocks(n_items, rank, world_size, shuffle=True, seed=0, epoch=0, dr
     indices = (indices * math.ceil(total / n_items))[:total]
     per_rank = total // world_size
     return indices[rank * per_rank:(rank + 1) * per_rank]
+
+
+def shard_seeding_the_global_generator(n_items, rank, world_size, shuffle=True, seed=0, epoch=0, drop_last=False):
+    torch.manual_seed(seed + epoch)   # the right permutation, but the caller's dropout and init now repeat each epoch
+    indices = torch.randperm(n_items).tolist() if shuffle else list(range(n_items))
+    total = n_items // world_size * world_size if drop_last else math.ceil(n_items / world_size) * world_size
+    return (indices * math.ceil(total / n_items))[:total][rank::world_size]
 
 
 def _shard_cases() -> list[Case]:
@@ -88,6 +95,7 @@ register(Spec(
                                              "item is read in each epoch."),
         Mistake(shard_ignoring_epoch, "Seed the permutation with seed + epoch: with seed alone every epoch reads the "
                                       "items in the same order."),
+        Mistake(shard_seeding_the_global_generator, GLOBAL_RANDOM_HINT),  # caught by the side-effect contract
         Mistake(shard_in_blocks, "Take every world_size-th index starting at rank (indices[rank::world_size]), as "
                                  "DistributedSampler does; contiguous blocks are a different sharding, so ranks "
                                  "mixing yours and PyTorch's would overlap."),

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from utils import explain
-from utils.checks.core import Case, Mistake, Spec, format_value as fmt, mutation_hint, global_seed, register, with_model_mode
+from utils.checks.core import MODE_HINT, Case, Mistake, Spec, format_value as fmt, mutation_hint, global_seed, register, with_model_mode
 
 # --- 09.exact_shapley ---
 
@@ -355,6 +355,5 @@ register(Spec(
         Mistake(occlusion_with_zeros, "Replace with the baseline you were given, not zeros."),
         Mistake(occlusion_keeps_only_one, "Occlusion removes one position from x; it does not add one position to "
                                           "the baseline."),
-        Mistake(occlusion_leaves_eval_mode, "Put the model back in the mode it came in (model.train(was_training)): "
-                                            "the caller may be training it."),
+        Mistake(occlusion_leaves_eval_mode, MODE_HINT),  # caught by the side-effect contract
     )))

@@ -99,7 +99,7 @@ def clip_each_coordinate(per_example, max_norm, noise_multiplier, generator):
 
 
 def noise_not_scaled_by_norm(per_example, max_norm, noise_multiplier, generator):
-    return clip_and_noise(per_example, max_norm, 0.0) + torch.randn(
+    return clip_and_noise(per_example, max_norm, 0.0, torch.Generator()) + torch.randn(
         per_example.shape[1], generator=generator) * noise_multiplier
 
 

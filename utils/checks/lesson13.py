@@ -7,7 +7,8 @@ import torch
 from torch import nn
 
 from utils import robustness
-from utils.checks.core import Case, Mistake, Spec, global_seed, register, with_model_mode
+from utils.checks.core import (DETACHED_HINT, GRAD_HINT, MODE_HINT, REQUIRES_GRAD_HINT, Case, Mistake, Spec, global_seed, register,
+                               with_model_mode)
 
 
 def _model(seed: int, n_in: int, dropout: bool = False, zero_column: bool = False) -> nn.Module:
@@ -31,27 +32,54 @@ def _inputs(seed: int, n: int, n_in: int):
 
 
 def fgsm_descends(model, x, y, eps):
+    x = x.detach()
     g = robustness.input_gradient(model, x, y)
     return (x - eps * g.sign()).clamp(0, 1)
 
 
 def fgsm_without_clamp(model, x, y, eps):
+    x = x.detach()
     g = robustness.input_gradient(model, x, y)
     return x + eps * g.sign()
 
 
 def fgsm_with_the_gradient(model, x, y, eps):
+    x = x.detach()
     g = robustness.input_gradient(model, x, y)
     return (x + eps * g).clamp(0, 1)
 
 
 def fgsm_sign_of_zero_is_one(model, x, y, eps):
+    x = x.detach()
     g = robustness.input_gradient(model, x, y)
     return (x + eps * torch.where(g >= 0, 1.0, -1.0)).clamp(0, 1)
 
 
 def fgsm_leaves_eval_mode(model, x, y, eps):
+    x = x.detach()
     model.eval()
+    return (x + eps * robustness.input_gradient(model, x, y).sign()).clamp(0, 1)
+
+
+def fgsm_on_the_callers_x(model, x, y, eps):
+    was_training = model.training
+    model.eval()
+    x.requires_grad_(True)                # switches on requires_grad of the caller's tensor
+    (gradient,) = torch.autograd.grad(nn.functional.cross_entropy(model(x), y, reduction="sum"), x)
+    model.train(was_training)
+    return (x.detach() + eps * gradient.sign()).clamp(0, 1)
+
+
+def fgsm_backward_into_x(model, x, y, eps):
+    was_training = model.training
+    model.eval()
+    x = x if x.requires_grad else x.detach().clone().requires_grad_(True)
+    nn.functional.cross_entropy(model(x), y, reduction="sum").backward()   # fills the caller's x.grad
+    model.train(was_training)
+    return (x.detach() + eps * x.grad.sign()).clamp(0, 1)
+
+
+def fgsm_not_detached(model, x, y, eps):
     return (x + eps * robustness.input_gradient(model, x, y).sign()).clamp(0, 1)
 
 
@@ -66,11 +94,15 @@ def _fgsm_cases() -> list[Case]:
         cases.append(Case((model, x, y, eps), f"{n} inputs of {n_in} features, eps {eps}"
                           + (", a model with dropout in training mode" if dropout else "")
                           + (", one input the model ignores (gradient 0)" if zero else ""), atol=1e-6, size=i))
+    model = _model(136, 4)
+    x, y = _inputs(136, 3, 4)
+    cases.append(Case((model, x.requires_grad_(True), y, 0.1), "3 inputs of 4 features that require grad (the output "
+                      "of a differentiable pipeline), eps 0.1", atol=1e-6, size=-1))
     return cases
 
 
 register(Spec(
-    "13.fgsm", robustness.fgsm, _fgsm_cases, measure=with_model_mode,
+    "13.fgsm", robustness.fgsm, _fgsm_cases, measure=with_model_mode, detached=True,
     hint="Gradient of the summed cross-entropy with respect to x (in eval mode), then "
          "clamp(x + eps * sign(gradient), 0, 1); put the model back in the mode it was in.",
     mistakes=(
@@ -82,8 +114,10 @@ register(Spec(
                                         "eps. The raw gradient is tiny and not bounded by eps."),
         Mistake(fgsm_sign_of_zero_is_one, "Use torch.sign: where the gradient is exactly 0 the input does not "
                                           "matter to the loss, and sign(0) = 0 leaves it unchanged."),
-        Mistake(fgsm_leaves_eval_mode, "Remember model.training before calling model.eval() and restore it with "
-                                       "model.train(was_training): the attack must not change the caller's model."),
+        Mistake(fgsm_leaves_eval_mode, MODE_HINT),  # caught by the side-effect contracts, each with its own hint
+        Mistake(fgsm_on_the_callers_x, REQUIRES_GRAD_HINT),
+        Mistake(fgsm_backward_into_x, GRAD_HINT),
+        Mistake(fgsm_not_detached, DETACHED_HINT),
     )))
 
 
@@ -137,7 +171,7 @@ def _pgd_cases() -> list[Case]:
 
 
 register(Spec(
-    "13.pgd", robustness.pgd, _pgd_cases, measure=with_model_mode, seed=(6, lambda number: number),
+    "13.pgd", robustness.pgd, _pgd_cases, measure=with_model_mode, detached=True, seed=(6, lambda number: number),
     hint="Start at clamp(x + (torch.rand(x.shape, generator=torch.Generator().manual_seed(seed)) * 2 - 1) * eps, 0, 1) "
          "(or at x without random_start); each step: adv + alpha * sign(gradient at adv), then clip adv - x to "
          "[-eps, eps] and adv to [0, 1]. Gradients in eval mode; restore the model's mode.",
