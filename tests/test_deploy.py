@@ -1,11 +1,15 @@
-"""The shipping files: the Dockerfile passes review, dependencies are pinned, and the Kubernetes manifests
-carry different readiness and liveness probes, an image pinned by digest, resource requests and limits, a
-Service and an autoscaler."""
+"""The shipping files: the Dockerfile passes review and installs the whole pinned dependency closure with torch's
+CPU build, and the Kubernetes manifests carry different readiness and liveness probes, an image pinned by digest,
+resource requests and limits, the publisher's public key (so the service verifies signatures), a drain before
+SIGTERM, a rollout that never lowers capacity, pods spread over nodes, a disruption budget, a Service and an
+autoscaler."""
 
 from pathlib import Path
 
+import pytest
 import yaml
 
+from utils import serving
 from utils.serving import dockerfile_problems
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
@@ -19,9 +23,49 @@ def test_dockerfile_passes_review():
     assert dockerfile_problems((DEPLOY / "Dockerfile").read_text()) == []
 
 
-def test_serving_requirements_are_pinned():
+def test_serving_requirements_pin_the_whole_dependency_closure_with_cpu_torch():
+    """Every package the service's direct dependencies pull in is pinned, at the version the tests ran with."""
     lines = [l for l in (DEPLOY / "requirements-serving.txt").read_text().splitlines() if l and not l.startswith("#")]
-    assert lines and all("==" in line for line in lines)
+    pins = dict(line.split("==") for line in lines)
+    closure = serving.dependency_closure()
+    assert set(serving.SERVING_PACKAGES) < set(pins) and {"starlette", "anyio", "h11", "sympy", "jinja2"} <= set(pins)
+    assert pins == closure, "regenerate deploy/requirements-serving.txt from utils.serving.dependency_closure()"
+    dockerfile = (DEPLOY / "Dockerfile").read_text()
+    assert "--no-deps" in dockerfile, "nothing outside the pinned list may be installed"
+    assert "--index-url https://download.pytorch.org/whl/cpu" in dockerfile, "PyPI's Linux torch is the CUDA build"
+    assert "OMP_NUM_THREADS=1" in dockerfile
+
+
+def container(doc):
+    return doc["spec"]["template"]["spec"]["containers"][0]
+
+
+@pytest.mark.parametrize("path", ["k8s.yaml", "k8s-canary.yaml"])
+def test_every_deployment_verifies_the_signature_with_the_shipped_public_key(path):
+    """The service refuses to start without a key (tests/test_serving.py); both tracks are given one."""
+    docs = [doc for name in ("k8s.yaml", path) for doc in yaml.safe_load_all((DEPLOY / name).read_text())]
+    config_maps = {doc["metadata"]["name"]: doc["data"] for doc in docs if doc["kind"] == "ConfigMap"}
+    deployment = next(doc for doc in yaml.safe_load_all((DEPLOY / path).read_text()) if doc["kind"] == "Deployment")
+    env = {item["name"]: item for item in container(deployment)["env"]}
+    reference = env[serving.PUBLIC_KEY_ENV]["valueFrom"]["configMapKeyRef"]
+    assert reference["key"] in config_maps[reference["name"]]
+    assert serving.ALLOW_UNSIGNED_ENV not in env
+    assert env["OMP_NUM_THREADS"]["value"] == container(deployment)["resources"]["limits"]["cpu"]
+
+
+def test_a_rollout_or_a_node_drain_keeps_a_ready_pod_serving():
+    docs = manifests()
+    deployment, spec = docs["Deployment"], docs["Deployment"]["spec"]["template"]["spec"]
+    assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+    sleep = container(deployment)["lifecycle"]["preStop"]["exec"]["command"]
+    assert sleep[0] == "sleep" and 0 < int(sleep[1]) < spec["terminationGracePeriodSeconds"]
+    pods = deployment["spec"]["template"]["metadata"]["labels"]
+    spread = spec["topologySpreadConstraints"][0]
+    assert spread["topologyKey"] == "kubernetes.io/hostname" and spread["whenUnsatisfiable"] == "DoNotSchedule"
+    assert all(pods.get(k) == v for k, v in spread["labelSelector"]["matchLabels"].items())
+    budget = docs["PodDisruptionBudget"]["spec"]
+    assert all(pods.get(k) == v for k, v in budget["selector"]["matchLabels"].items())
+    assert 1 <= budget["minAvailable"] < deployment["spec"]["replicas"]
 
 
 def test_deployment_has_probes_and_resources():
@@ -35,7 +79,7 @@ def test_deployment_has_probes_and_resources():
 
 def test_service_and_autoscaler_point_at_the_deployment():
     docs = manifests()
-    assert set(docs) == {"Deployment", "Service", "HorizontalPodAutoscaler"}
+    assert set(docs) == {"ConfigMap", "Deployment", "Service", "PodDisruptionBudget", "HorizontalPodAutoscaler"}
     assert docs["Service"]["spec"]["selector"] == docs["Deployment"]["spec"]["selector"]["matchLabels"]
     hpa = docs["HorizontalPodAutoscaler"]["spec"]
     assert hpa["scaleTargetRef"]["name"] == docs["Deployment"]["metadata"]["name"]

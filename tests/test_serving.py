@@ -103,12 +103,15 @@ def test_tampered_or_incomplete_artifact_is_refused(artifact, tmp_path):
 
 
 def test_real_server_survives_a_bounded_load_and_shuts_down_cleanly(artifact):
-    process, url = serving.serve_in_background(artifact[0])
+    process, url = serving.serve_in_background(artifact[0], allow_unsigned=True)
     try:
         payloads = [{"instances": [[0.1, 0.2, 0.3, 0.4]] * (1 + i % 4)} for i in range(200)]
-        result = asyncio.run(serving.load_test(url, payloads, concurrency=8))
+        calls = []
+        result = asyncio.run(serving.load_test(url, payloads, concurrency=8, after=(50, lambda: calls.append(1))))
         assert (result["statuses"] == 200).all(), "every request in the bounded load succeeds"
         assert math.isfinite(result["latencies"].max())
+        assert calls == [1] and 0 < result["action_at"] < result["seconds"], "after=(n, action) runs once"
+        assert (result["starts"] >= 0).all() and result["starts"].max() <= result["seconds"]
     finally:
         clean, log = serving.stop_server(process)
     assert clean, f"uvicorn shuts down cleanly on SIGTERM; its log:\n{log}"
@@ -205,3 +208,69 @@ def test_a_background_load_becomes_ready(artifact):
         time.sleep(0.01)
     assert client.get("/health/ready").status_code == 200
     assert client.post("/predict", json={"instances": [[0.1, 0.2, 0.3, 0.4]]}).status_code == 200
+
+
+def test_the_service_refuses_to_start_without_a_public_key(artifact, tmp_path, monkeypatch):
+    """Verification is the default: no key and no explicit opt-out is an error, not an unverified service."""
+    for name in (serving.PUBLIC_KEY_ENV, serving.PUBLIC_KEY_FILE_ENV, serving.ALLOW_UNSIGNED_ENV):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv(serving.ARTIFACT_ENV, str(artifact[0]))
+    with pytest.raises(RuntimeError, match="no public key"):
+        serving.app_from_env()
+    copy, key = signed_copy(artifact, tmp_path)
+    key_file = tmp_path / "public_key.hex"                   # as the ConfigMap mounts it
+    key_file.write_text(serving.public_key_hex(key.public_key()) + "\n")
+    assert serving.public_key_hex(serving.public_key_from_env({serving.PUBLIC_KEY_FILE_ENV: str(key_file)})) == \
+        serving.public_key_hex(key.public_key())
+    assert serving.public_key_from_env({serving.ALLOW_UNSIGNED_ENV: "1"}) is None
+    with pytest.raises(RuntimeError, match="no public key"):
+        serving.public_key_from_env({serving.ALLOW_UNSIGNED_ENV: "yes"})    # only "1" opts out
+    # the env's key is enforced: the unsigned artifact is refused, the signed copy served
+    monkeypatch.setenv(serving.PUBLIC_KEY_ENV, serving.public_key_hex(key.public_key()))
+    client = TestClient(serving.app_from_env())
+    wait_until_loaded(client)
+    assert client.get("/health/ready").status_code == 503 and "signed" in client.get("/health/ready").json()["reason"]
+    monkeypatch.setenv(serving.ARTIFACT_ENV, str(copy))
+    client = TestClient(serving.app_from_env())
+    wait_until_loaded(client)
+    assert client.get("/health/ready").status_code == 200
+
+
+def wait_until_loaded(client):
+    import time
+
+    for _ in range(500):
+        if client.get("/health/ready").json()["status"] != "loading":
+            return
+        time.sleep(0.01)
+
+
+def test_the_readiness_reason_does_not_show_the_servers_paths(artifact, tmp_path):
+    copy, key = signed_copy(artifact, tmp_path)
+    rewrite_weights_and_manifest(copy)
+    client = TestClient(serving.create_app(copy, public_key=key.public_key(), wait=False))
+    wait_until_loaded(client)
+    reason = client.get("/health/ready").json()["reason"]
+    assert "manifest.json is not signed" in reason and str(tmp_path) not in reason
+
+
+def test_metrics_label_by_route_so_made_up_paths_add_no_series(artifact):
+    client = TestClient(serving.create_app(artifact[0], max_batch=8))
+    client.post("/predict", json={"instances": [[0.1, 0.2, 0.3, 0.4]]})
+    for i in range(5):
+        assert client.get(f"/probe-{i}").status_code == 404
+    series = [line for line in client.get("/metrics").text.splitlines() if line.startswith("requests_total")]
+    assert not any("probe" in line for line in series), series
+    assert 'requests_total{endpoint="unmatched",status="404"} 5.0' in series
+    assert 'requests_total{endpoint="/predict",status="200"} 1.0' in series
+
+
+def test_dockerfile_review_knows_registry_ports_and_end_of_life_pythons():
+    tail = "USER app\nHEALTHCHECK CMD true\nCMD [\"serve\"]\n"
+    assert serving.dockerfile_problems("FROM registry.local:5000/python\n" + tail) == \
+        ["base image registry.local:5000/python is not pinned to a version"]
+    assert serving.dockerfile_problems("FROM registry.local:5000/python:3.11-slim\n" + tail) == []
+    assert serving.dockerfile_problems("FROM python@sha256:" + "a" * 64 + "\n" + tail) == []
+    eol = serving.dockerfile_problems("FROM python:3.8\n" + tail)     # 002 Q4's base image
+    assert len(eol) == 1 and "end of life" in eol[0]
+    assert serving.dockerfile_problems("FROM python:3.12.4-slim\n" + tail) == []

@@ -20,6 +20,8 @@ from torch import nn
 
 ARTIFACT_ENV = "BML_ARTIFACT_DIR"
 PUBLIC_KEY_ENV = "BML_PUBLIC_KEY"      # hex of the 32-byte Ed25519 public key that must have signed the manifest
+PUBLIC_KEY_FILE_ENV = "BML_PUBLIC_KEY_FILE"   # or a file holding that hex (a mounted ConfigMap)
+ALLOW_UNSIGNED_ENV = "BML_ALLOW_UNSIGNED"     # "1": serve an unsigned artifact (local experiments only)
 WEIGHTS_FILE, MANIFEST_FILE, SIGNATURE_FILE = "weights.safetensors", "manifest.json", "manifest.sig"
 
 
@@ -109,12 +111,13 @@ def load_artifact(directory: Path, *, public_key=None) -> tuple[nn.Sequential, d
     With ``public_key`` (Ed25519), first verify ``manifest.sig`` over the manifest's bytes, so that a
     manifest rewritten to match rewritten weights is refused too.
     """
-    from safetensors.torch import load_file
+    from safetensors.torch import load as load_safetensors
 
     directory = Path(directory)
     manifest_path = directory / MANIFEST_FILE
     if not manifest_path.is_file():
         raise ArtifactError(f"{manifest_path} is missing: not a model artifact (create one with save_artifact)")
+    manifest_bytes = manifest_path.read_bytes()     # verified and parsed from the same bytes
     if public_key is not None:
         from cryptography.exceptions import InvalidSignature
 
@@ -122,32 +125,51 @@ def load_artifact(directory: Path, *, public_key=None) -> tuple[nn.Sequential, d
         if not signature_path.is_file():
             raise ArtifactError(f"{signature_path} is missing: a signed artifact is required (save_artifact(..., signing_key=...))")
         try:
-            public_key.verify(signature_path.read_bytes(), manifest_path.read_bytes())
+            public_key.verify(signature_path.read_bytes(), manifest_bytes)
         except InvalidSignature:
             raise ArtifactError(f"{manifest_path} is not signed by the expected key: the manifest was changed or signed "
                                 "by someone else; refusing to load it") from None
-    manifest = json.loads(manifest_path.read_text())
+    manifest = json.loads(manifest_bytes)
+    weights = None
     for file_name, expected in manifest["files"].items():
         path = directory / file_name
         if not path.is_file():
             raise ArtifactError(f"{path} is listed in the manifest but missing")
-        if sha256_of(path) != expected:
+        if file_name == WEIGHTS_FILE:    # hash the bytes that are loaded, not a file that could change in between
+            weights = path.read_bytes()
+            actual = hashlib.sha256(weights).hexdigest()
+        else:
+            actual = sha256_of(path)
+        if actual != expected:
             raise ArtifactError(f"{path} does not match its SHA-256 in the manifest: the file was changed or corrupted; "
                                 "refusing to load it")
+    if weights is None:
+        raise ArtifactError(f"{manifest_path} does not list {WEIGHTS_FILE}: refusing unverified weights")
     model = mlp_from_sizes(manifest["architecture"]["sizes"])
-    model.load_state_dict(load_file(str(directory / WEIGHTS_FILE)))
+    model.load_state_dict(load_safetensors(weights))
     return model.eval(), manifest
+
+
+# The oldest Python release still given security fixes (3.9 reached its end of life in October 2025).
+PYTHON_SUPPORTED = (3, 10)
 
 
 def dockerfile_problems(text: str) -> list[str]:
     """What a reviewer would flag in a Dockerfile: unpinned base or packages, data baked in, a requirements file
     installed but never copied in, root user, no health check, no command to start the service."""
     problems = []
+    text = re.sub(r"\\\n", " ", text)    # one instruction per line: join the lines continued with a backslash
     lines = [line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith("#")]
     copied = " ".join(line for line in lines if line.upper().startswith(("COPY", "ADD")))
     base = next((line.split()[1] for line in lines if line.upper().startswith("FROM ")), "")
-    if ":" not in base or base.endswith(":latest"):
+    image = base.rsplit("/", 1)[-1]      # a registry's port ("registry.local:5000/python") is not a tag
+    tag = image.split("@")[0].partition(":")[2]
+    if not (tag or "@sha256:" in image) or tag == "latest":
         problems.append(f"base image {base or '(none)'} is not pinned to a version")
+    version = re.match(r"(\d+)\.(\d+)", tag)
+    if image.startswith("python:") and version and (int(version[1]), int(version[2])) < PYTHON_SUPPORTED:
+        problems.append(f"base image {base}: Python {version[1]}.{version[2]} is past its end of life (no security "
+                        f"fixes); use {PYTHON_SUPPORTED[0]}.{PYTHON_SUPPORTED[1]} or later")
     for line in lines:
         if re.search(r"pip3? install", line) and "-r " not in line and re.search(r"install\s+(-\S+\s+)*[A-Za-z]", line) \
                 and not re.search(r"==", line):
@@ -164,6 +186,37 @@ def dockerfile_problems(text: str) -> list[str]:
     if not any(line.upper().startswith(("CMD", "ENTRYPOINT")) for line in lines):
         problems.append("no CMD or ENTRYPOINT: the container runs the base image's default command, not the service")
     return problems
+
+
+# The service's direct dependencies; deploy/requirements-serving.txt pins them and everything they pull in.
+SERVING_PACKAGES = ("torch", "numpy", "fastapi", "pydantic", "uvicorn", "prometheus-client", "safetensors")
+
+
+def dependency_closure(roots=SERVING_PACKAGES) -> dict[str, str]:
+    """Every package ``roots`` need on this platform, with the version installed here: {name: version}.
+
+    What a lock file pins: the direct dependencies *and* theirs (starlette, anyio, h11, sympy, jinja2, ...),
+    which a list of direct pins leaves free to change from one build to the next.
+    """
+    import importlib.metadata as metadata
+
+    from packaging.markers import default_environment
+    from packaging.requirements import Requirement
+
+    environment = {**default_environment(), "extra": ""}
+    normal = lambda name: re.sub(r"[-_.]+", "-", name).lower()  # noqa: E731
+    found, stack = {}, [normal(name) for name in roots]
+    while stack:
+        name = stack.pop()
+        if name in found:
+            continue
+        distribution = metadata.distribution(name)
+        found[name] = distribution.version
+        for text in distribution.requires or []:
+            requirement = Requirement(text)
+            if requirement.marker is None or requirement.marker.evaluate(environment):
+                stack.append(normal(requirement.name))
+    return dict(sorted(found.items()))
 
 
 def request_schema(features: int, max_batch: int, *, low: float = -math.inf, high: float = math.inf):
@@ -206,7 +259,8 @@ def onnx_parity(model: nn.Module, session, X: np.ndarray) -> float:
     """Largest absolute difference between the raw outputs of ``model`` and an ONNX Runtime ``session`` on ``X``.
 
     Compare logits, not predicted classes: an argmax hides drift until it flips a decision.
-    The session's input is named ``"x"``, as lesson 14 names it when exporting.
+    The session's input must be named ``"x"``, as in lab 14's graphs (lesson 14's own export names it
+    ``"pixels"`` and calls ``session.run`` directly).
     """
     X = np.asarray(X, dtype=np.float32)
     was_training = model.training
@@ -249,7 +303,8 @@ def create_app(artifact_dir: Path | str, *, max_batch: int = 256, public_key=Non
             state["model"], _ = load_artifact(artifact_dir, public_key=public_key)
             state["status"] = "ready"
         except Exception as error:  # reported on /health/ready; the process stays alive and out of rotation
-            state["status"], state["reason"] = "refused", str(error)
+            # without the server's paths: the probe is unauthenticated, and a path tells an attacker the layout
+            state["status"], state["reason"] = "refused", str(error).replace(f"{artifact_dir}{os.sep}", "")
 
     if wait:
         state["model"], _ = load_artifact(artifact_dir, public_key=public_key)
@@ -268,9 +323,13 @@ def create_app(artifact_dir: Path | str, *, max_batch: int = 256, public_key=Non
     async def measure(request: Request, call_next):
         start = time.perf_counter()
         response = await call_next(request)
-        if request.url.path != "/metrics":
-            requests.labels(request.url.path, str(response.status_code)).inc()
-            latency.labels(request.url.path).observe(time.perf_counter() - start)
+        # Label by the route's template, never by the raw path: each new label value is a new time series, so a
+        # client requesting made-up paths would grow the metrics store without bound. Unknown paths share one.
+        route = request.scope.get("route")
+        endpoint = getattr(route, "path", None) or "unmatched"
+        if endpoint != "/metrics":
+            requests.labels(endpoint, str(response.status_code)).inc()
+            latency.labels(endpoint).observe(time.perf_counter() - start)
         return response
 
     @app.exception_handler(RequestValidationError)
@@ -310,39 +369,72 @@ def create_app(artifact_dir: Path | str, *, max_batch: int = 256, public_key=Non
     return app
 
 
+def public_key_from_env(environ=None):
+    """The publisher's public key the service must verify with: $BML_PUBLIC_KEY (hex), or the file named by
+    $BML_PUBLIC_KEY_FILE. None only when $BML_ALLOW_UNSIGNED is "1"; without a key, a ``RuntimeError``.
+
+    Verification is the default: a server started without a key refuses to start rather than serve whatever
+    artifact it finds (fail closed). Unsigned serving must be asked for by name, for local experiments.
+    """
+    environ = os.environ if environ is None else environ
+    text = environ.get(PUBLIC_KEY_ENV, "").strip()
+    if not text and environ.get(PUBLIC_KEY_FILE_ENV):
+        text = Path(environ[PUBLIC_KEY_FILE_ENV]).read_text().strip()
+    if text:
+        return public_key_from_hex(text)
+    if environ.get(ALLOW_UNSIGNED_ENV) == "1":
+        return None
+    raise RuntimeError(f"no public key: set {PUBLIC_KEY_ENV} (hex) or {PUBLIC_KEY_FILE_ENV} so that the service "
+                       f"verifies the artifact's signature, or {ALLOW_UNSIGNED_ENV}=1 to serve an unsigned artifact "
+                       "(local experiments only)")
+
+
 def app_from_env():
     """Factory for ``uvicorn --factory utils.serving:app_from_env``: the artifact folder comes from $BML_ARTIFACT_DIR,
-    and, when $BML_PUBLIC_KEY is set, the manifest must carry a valid signature by that key. Loads in the background."""
+    and the manifest must carry a valid signature by the key of :func:`public_key_from_env`. Loads in the background."""
     if ARTIFACT_ENV not in os.environ:
         raise RuntimeError(f"set {ARTIFACT_ENV} to the artifact folder to serve")
-    key = os.environ.get(PUBLIC_KEY_ENV)
-    return create_app(os.environ[ARTIFACT_ENV], public_key=public_key_from_hex(key) if key else None, wait=False)
+    return create_app(os.environ[ARTIFACT_ENV], public_key=public_key_from_env(), wait=False)
 
 
-async def load_test(base_url: str, payloads: list[dict], *, concurrency: int = 16, timeout: float = 10.0) -> dict:
-    """POST every payload to /predict with at most ``concurrency`` in flight; return latencies (s), statuses, wall time."""
+async def load_test(base_url: str, payloads: list[dict], *, concurrency: int = 16, timeout: float = 10.0,
+                    after: tuple[int, object] | None = None) -> dict:
+    """POST every payload to /predict with at most ``concurrency`` in flight; return latencies (s), statuses
+    (-1: no HTTP answer, such as a refused connection), each request's start (s from the first), and wall time.
+
+    ``after=(n, action)`` calls ``action()`` once, as soon as ``n`` requests have been answered (to stop the
+    server in the middle of the load); the result's ``"action_at"`` says when, on the same clock as ``starts``.
+    """
     import httpx
 
     if concurrency < 1 or not payloads:
         raise ValueError("need at least one payload and a concurrency of at least 1")
     gate = asyncio.Semaphore(concurrency)
-    latencies, statuses = np.zeros(len(payloads)), np.zeros(len(payloads), dtype=int)
+    n = len(payloads)
+    latencies, statuses, starts = np.zeros(n), np.zeros(n, dtype=int), np.zeros(n)
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    done = {"count": 0, "action_at": None}
+    origin = time.perf_counter()
 
     async def one(client, i, payload):
         async with gate:
             start = time.perf_counter()
+            starts[i] = start - origin
             try:
                 response = await client.post("/predict", json=payload)
                 statuses[i] = response.status_code
             except httpx.HTTPError:
                 statuses[i] = -1
             latencies[i] = time.perf_counter() - start
+            done["count"] += 1
+            if after is not None and done["count"] == after[0]:
+                done["action_at"] = time.perf_counter() - origin
+                after[1]()
 
-    start = time.perf_counter()
     async with httpx.AsyncClient(base_url=base_url, timeout=timeout, limits=limits) as client:
         await asyncio.gather(*(one(client, i, p) for i, p in enumerate(payloads)))
-    return {"latencies": latencies, "statuses": statuses, "seconds": time.perf_counter() - start}
+    return {"latencies": latencies, "statuses": statuses, "starts": starts, "action_at": done["action_at"],
+            "seconds": time.perf_counter() - origin}
 
 
 def free_port() -> int:
@@ -355,11 +447,12 @@ def free_port() -> int:
 
 
 def serve_in_background(artifact_dir: Path | str, *, startup_timeout: float = 120.0, probe: str = "/health/ready",
-                        public_key=None):
+                        public_key=None, allow_unsigned: bool = False):
     """Start uvicorn on 127.0.0.1 in a child process and wait until ``probe`` answers 200; return (process, base_url).
 
     ``probe="/health/live"`` returns as soon as the process answers, ready or not (to watch a refused
-    artifact). ``public_key`` is passed to the server through $BML_PUBLIC_KEY.
+    artifact). ``public_key`` is passed to the server through $BML_PUBLIC_KEY; without one, the server
+    refuses to start unless ``allow_unsigned=True`` ($BML_ALLOW_UNSIGNED=1).
 
     Start-up imports torch and loads the artifact: a few seconds on a quiet machine, far more on a busy
     2-core one, so the deadline is generous; a healthy server is used as soon as it answers.
@@ -370,9 +463,13 @@ def serve_in_background(artifact_dir: Path | str, *, startup_timeout: float = 12
     import httpx
 
     port = free_port()
-    env = {**os.environ, ARTIFACT_ENV: str(Path(artifact_dir).resolve())}
+    env = {key: value for key, value in os.environ.items()
+           if key not in (PUBLIC_KEY_ENV, PUBLIC_KEY_FILE_ENV, ALLOW_UNSIGNED_ENV)}
+    env[ARTIFACT_ENV] = str(Path(artifact_dir).resolve())
     if public_key is not None:
         env[PUBLIC_KEY_ENV] = public_key_hex(public_key)
+    elif allow_unsigned:
+        env[ALLOW_UNSIGNED_ENV] = "1"
     process = subprocess.Popen([sys.executable, "-m", "uvicorn", "--factory", "utils.serving:app_from_env",
                                 "--host", "127.0.0.1", "--port", str(port), "--no-access-log"],
                                env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
