@@ -2,11 +2,14 @@
 mistakes (with that mistake's own hint), on an answer that changes its inputs, on a wrong return type, shape
 or dtype, and on an answer that ignores its seed."""
 
+import ast
 import importlib
+import inspect
 import math
 import pkgutil
 import re
 import sys
+import textwrap
 from pathlib import Path
 
 import nbformat
@@ -160,7 +163,7 @@ def first_case_args(check_id):
     spec = spec_of(check_id)
     if spec.fixture:
         pytest.skip("its inputs are files")
-    return min(spec.cases(), key=lambda c: c.size).args
+    return min((c for c in spec.cases() if c.raises is None), key=lambda c: c.size).args
 
 
 @pytest.mark.parametrize("check_id", registered_checks())
@@ -540,3 +543,124 @@ def test_which_references_touch_the_global_random_state():
                     touching.append(check_id)
                     break
     assert touching == REFERENCES_USING_GLOBAL_RANDOMNESS, touching
+
+
+# --- every promise of a question has a case: the reference's every line is reached, its promised refusals raised ---
+
+def reference_home(check_id):
+    """The utils function (or class) that defines the concept: the reference, or the one of the same name where the
+    check's reference is an adapter in utils.checks."""
+    reference = spec_of(check_id).reference
+    if getattr(reference, "__module__", "").startswith("utils.") and not reference.__module__.startswith("utils.checks"):
+        return inspect.unwrap(reference)
+    name = check_id.split(".", 1)[1]
+    for info in pkgutil.iter_modules(utils.__path__):
+        module = importlib.import_module(f"utils.{info.name}")
+        if info.name not in ("checks", "labs") and hasattr(module, name):
+            return inspect.unwrap(getattr(module, name))
+    raise AssertionError(f"no utils home for {check_id}")
+
+
+def question_text(check_id) -> str:
+    """The markdown of the question above the check's call in its solution notebook (from its '## Q' heading)."""
+    path, _ = SOLUTION_CALLS[check_id]
+    cells, text = nbformat.read(path, as_version=4).cells, []
+    for cell in cells:
+        if cell.cell_type == "markdown":
+            text = [cell.source] if cell.source.lstrip().startswith("## ") else text + [cell.source]
+        elif re.search(rf"check\(\s*[\"']{re.escape(check_id)}[\"']", cell.source):
+            return "\n".join(text)
+    raise AssertionError(f"no question found for {check_id}")
+
+
+def statements(home) -> tuple[str, dict[int, str], set[int]]:
+    """The file, {line: source text} of every statement of ``home`` (docstrings left out), and the lines of its
+    ``raise ValueError``."""
+    source, first = inspect.getsourcelines(home)
+    tree, lines, raises = ast.parse(textwrap.dedent("".join(source))), {}, set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.stmt) and not isinstance(node, (ast.FunctionDef, ast.ClassDef)) and not (
+                isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)):
+            lines[node.lineno + first - 1] = source[node.lineno - 1].strip()
+        if isinstance(node, ast.Raise) and node.exc is not None and ast.unparse(node.exc).startswith("ValueError"):
+            raises.add(node.lineno + first - 1)
+    return inspect.getsourcefile(home), lines, raises
+
+
+def executed_lines(filename: str, run) -> set[int]:
+    """The lines of ``filename`` that ``run()`` executes (a line tracer on that file's frames only)."""
+    lines: set[int] = set()
+
+    def local(frame, event, arg):
+        if event == "line":
+            lines.add(frame.f_lineno)
+        return local
+
+    previous = sys.gettrace()
+    sys.settrace(lambda frame, event, arg: local if frame.f_code.co_filename == filename else None)
+    try:
+        run()
+    finally:
+        sys.settrace(previous)
+    return lines
+
+
+# Lines of a reference that no case reaches, and why no question asks for them: keyed by the line's text.
+NOT_ASKED = {
+    "01.precision_recall_f1": ("the lab asks for macro averages only; binary and micro averaging are the reference's "
+                               "extras", ("if len(labels) > 2:", "if len(labels) == 2 and pos_label not in",
+                                          "keep = labels == pos_label", "tp, predicted, actual = (np.array(",
+                                          "tp, predicted, actual = tp.sum(")),
+    "02.cross_split_duplicates": ("the lab passes NumPy arrays; DataFrame inputs are the reference's extra",
+                                  ("if not (isinstance(X_train, pd.DataFrame)", "raise TypeError(",
+                                   "if set(X_train.columns) != set(X_test.columns):", "columns = list(X_train.columns)",
+                                   "train_hash = pd.util.hash_pandas_object(", "test_hash = pd.util.hash_pandas_object(",
+                                   "return np.isin(test_hash, train_hash)")),
+    "04.causal_attention": ("the question has no bias argument (lesson 18 adds ALiBi's)", ("scores = scores + bias",)),
+    "07.LoRALinear": ("the question wraps an nn.Linear; wrapping anything else is not asked", ("raise TypeError(",)),
+    "09.integrated_gradients": ("the question always names the target", (
+        "with torch.no_grad():", "target = int(model(x[None]).argmax(dim=1))")),
+    "15.cache_key": ("the question's payloads are JSON data", ("raise TypeError(",)),
+    "17.dataset_fingerprint": ("the question's columns hold numbers, strings and missing values, not other objects",
+                               ("text = values.map(lambda v: json.dumps([type(v).__name__, v if isinstance(v, (str, "
+                                "int, bool))",)),
+    "17.two_proportion_ztest": ("the question passes four numbers; arrays are the reference's extra", ("return z, p",)),
+}
+# ValueErrors of a question that promises some ValueErrors but not these.
+REFUSALS_NOT_ASKED = {
+    "05.zero_memory_per_rank": ("the question promises a ValueError for the stage only", (
+        "raise ValueError(f\"world_size must be", "raise ValueError(f\"parameters must be")),
+}
+
+
+@pytest.mark.parametrize("check_id", [c for c in registered_checks() if c not in BUILT_ELSEWHERE])
+def test_every_line_of_the_reference_is_reached_by_a_case(check_id):
+    """Each statement of the reference runs on some case, so every edge it handles (a rate of 0 or 1, an empty
+    group, a clamp after the last step, a refusal) is an edge the check tests. Exempt: a raise ValueError the
+    question does not promise (it never says 'ValueError'), and the documented extras above."""
+    import contextlib
+    spec = spec_of(check_id)
+    filename, lines, raises = statements(reference_home(check_id))
+
+    def run():
+        with (spec.fixture() if spec.fixture else contextlib.nullcontext()) as folder:
+            for case in (spec.cases(folder) if spec.fixture else spec.cases()):
+                with contextlib.suppress(Exception):
+                    spec.invoke(spec.reference, tuple(snapshot(case.args)))
+    missed = {line: text for line, text in lines.items() if line not in executed_lines(filename, run)}
+    promised = "ValueError" in question_text(check_id)
+    exempt = NOT_ASKED.get(check_id, ("", ()))[1] + REFUSALS_NOT_ASKED.get(check_id, ("", ()))[1]
+    unreached = [text for line, text in sorted(missed.items())
+                 if not (line in raises and not promised) and not any(text.startswith(e) for e in exempt)]
+    assert not unreached, f"{check_id}: no case reaches these lines of {filename}: {unreached}"
+
+
+@pytest.mark.parametrize("check_id", [c for c in registered_checks() if any(
+    case.raises for case in (spec_of(c).cases() if not spec_of(c).fixture else []))])
+def test_every_promised_refusal_is_the_references(check_id):
+    """A case that expects an exception is one the reference raises (so the case states the question's promise)."""
+    spec = spec_of(check_id)
+    for case in spec.cases():
+        if case.raises:
+            with pytest.raises(case.raises):
+                spec.invoke(spec.reference, tuple(snapshot(case.args)))

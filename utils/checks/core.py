@@ -105,6 +105,8 @@ class Case:
     label: str
     atol: float = 1e-9
     size: int | None = None  # cases run smallest first, so a failure shows the smallest failing case
+    raises: type[Exception] | None = None  # the question promises this exception for these arguments
+    hint: str | None = None  # this case's own hint (a promised edge), shown when the answer fails it
 
     def __post_init__(self):
         if self.size is None:
@@ -565,19 +567,21 @@ class Checker:
                       f"({'none' if then is None else 'stale'} before, {'none' if now is None else 'set'} after).",
                       GRAD_HINT)
 
-    def diagnose(self, results: list[tuple[Case, Any, Any]], failing: tuple[Case, Any, Any]) -> str:
-        """The hint of the listed mistake that reproduces every result the learner gave (else the failing one)."""
+    def diagnose(self, results: list[tuple[Case, Any, Any]], failing: tuple[Case, Any, Any],
+                 case_hint: str | None = None) -> str:
+        """The hint of the listed mistake that reproduces every result the learner gave (else the failing one's;
+        else the failing case's own hint, where it states a promised edge; else the check's)."""
         case, got, _ = failing
         on_this_case = [m for m in self.spec.mistakes if close(self._mistake_value(m, case), got, case.atol)]
         for mistake in on_this_case:
             if all(close(self._mistake_value(mistake, c), g, c.atol) for c, g, _ in results):
                 return mistake.hint
-        return on_this_case[0].hint if on_this_case else self.spec.hint
+        return on_this_case[0].hint if on_this_case else case_hint or self.spec.hint
 
     def run_seeds(self) -> None:
         spec = self.spec
         position, make = spec.seed
-        case = max(self._cases, key=lambda c: c.size)  # the largest case: random results differ most visibly
+        case = max((c for c in self._cases if c.raises is None), key=lambda c: c.size)  # the largest case: random results differ most visibly
 
         def with_seed(number):
             args = list(snapshot(case.args))
@@ -601,16 +605,35 @@ class Checker:
             self._cases = spec.cases(resource) if spec.fixture else spec.cases()
             self._run()
 
+    def run_raising_case(self, case: Case) -> None:
+        """A promised refusal: the answer must raise ``case.raises`` (the reference does, which the tests assert)."""
+        self.cases += 1
+        kind = case.raises.__name__
+        hint = case.hint or f"Raise {kind} for these arguments, as the question says."
+        try:
+            output = self.spec.invoke(self.candidate, tuple(snapshot(case.args)))
+        except case.raises:
+            return
+        except NotImplementedError:
+            self.fail("not answered yet: the code still raises NotImplementedError.", NOT_ANSWERED_HINT)
+        except Exception as error:
+            self.fail(f"for {case.label} your code raised {type(error).__name__}: {_one_line(error)}; the question asks "
+                      f"for a {kind}.", hint)
+        self.fail(f"for {case.label} your function returned {format_value(output)}; it should raise {kind}.", hint)
+
     def _run(self) -> None:
         results = []
-        for case in sorted(self._cases, key=lambda c: c.size):
+        values = [case for case in self._cases if case.raises is None]
+        for case in sorted(values, key=lambda c: c.size):
             got, expected = self.run_case(case)
             results.append((case, got, expected))
         failures = [r for r in results if not close(r[1], r[2], r[0].atol)]
         if failures:  # the smallest failing case, with the hint of the mistake that explains the answer
             case, got, expected = failures[0]
             self.fail(f"for {case.label}\n  expected {format_value(expected)}\n  got      {format_value(got)}",
-                      self.diagnose(results, failures[0]))
+                      self.diagnose(results, failures[0], case.hint))
+        for case in sorted((c for c in self._cases if c.raises is not None), key=lambda c: c.size):
+            self.run_raising_case(case)
         if self.spec.seed:
             self.run_seeds()
 

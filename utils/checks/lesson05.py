@@ -215,6 +215,10 @@ def zero_fixed_bytes(parameters, world_size, stage, *, weight_bytes=4, gradient_
     return _zero_with(ORDER[:stage], parameters, world_size, 4, 4, 8)
 
 
+def zero_accepts_any_stage(parameters, world_size, stage, *, weight_bytes=4, gradient_bytes=4, optimizer_bytes=8):
+    return _zero_with(ORDER[:max(stage, 0)], parameters, world_size, weight_bytes, gradient_bytes, optimizer_bytes)
+
+
 def _zero_cases() -> list[Case]:
     cases = [Case((1000, 4, stage, 4, 4, 8), f"1,000 parameters, 4 ranks, stage {stage}, fp32 AdamW (4, 4, 8 bytes)",
                   size=stage) for stage in (0, 1, 2, 3)]
@@ -225,6 +229,9 @@ def _zero_cases() -> list[Case]:
     for _ in range(3):
         cases.append(Case((int(rng.integers(1, 10**9)), int(rng.integers(1, 1025)), int(rng.integers(0, 4)), 2, 4, 12),
                           "a random size, rank count and stage (2, 4, 12 bytes)", atol=1e-3, size=10))
+    refuse = "The question promises a ValueError for a stage outside 0-3: check `stage in (0, 1, 2, 3)` first."
+    cases += [Case((1000, 4, stage, 4, 4, 8), f"stage {stage} (no such ZeRO stage)", raises=ValueError, hint=refuse)
+              for stage in (4, -1)]
     return cases
 
 
@@ -239,6 +246,8 @@ register(Spec(
                                       "optimizer state, stage 2 adds the gradients, stage 3 the weights."),
         Mistake(zero_stage_2_shards_weights, "Stage 2 shards the gradients (reduce-scatter gives each rank only its "
                                              "shard's sum); the weights stay whole until stage 3."),
+        Mistake(zero_accepts_any_stage, "The question promises a ValueError for a stage outside 0-3: check "
+                                        "`stage in (0, 1, 2, 3)` first."),
         Mistake(zero_fixed_bytes, "Use the byte counts passed in (weight_bytes, gradient_bytes, optimizer_bytes): "
                                   "mixed precision keeps 2, 2 and 12."),
     )))
