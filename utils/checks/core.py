@@ -493,7 +493,8 @@ class Checker:
         except NotImplementedError:
             self.fail("not answered yet: the code still raises NotImplementedError.", NOT_ANSWERED_HINT)
         except Exception as error:  # the learner's bug, reported briefly instead of a traceback
-            self.fail(f"for {case.label} your code raised {type(error).__name__}: {_one_line(error)}", CRASH_HINT)
+            self.fail(f"for {case.label} your code raised {type(error).__name__}: {_one_line(error)}",
+                      case.hint or CRASH_HINT)  # a case that states a promise (a one-pass stream) names it
 
     def _measure(self, output, args, case: Case):
         try:

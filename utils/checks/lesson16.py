@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import weakref
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 from torch import nn
@@ -210,17 +213,80 @@ def reservoir_last_k(stream, k, seed=0):
     return list(stream)[-k:]
 
 
+def reservoir_counts_first(stream, k, seed=0):
+    n = sum(1 for _ in stream)                     # a first pass to learn the length: a stream has no second one
+    keep = set(np.random.default_rng(seed).choice(n, size=min(k, n), replace=False).tolist())
+    return [item for t, item in enumerate(stream) if t in keep]
+
+
+class _Item:
+    """A stream element whose lifetime can be watched (a weak reference), so the stream sees what is still held."""
+    __slots__ = ("value", "__weakref__")
+
+    def __init__(self, value):
+        self.value = value
+
+
+class _Stream:
+    """An iterable of unknown length that can be read once (no len, no indexing, no second pass), counting how many
+    of the items it handed out are still held by the reader."""
+
+    def __init__(self, n):
+        self.n, self.used, self.most_held = n, False, 0
+
+    def __iter__(self):
+        if self.used:
+            raise RuntimeError("this stream can be read only once")
+        self.used = True
+        return self._items()
+
+    def _items(self):
+        handed_out = []
+        for t in range(self.n):
+            item = _Item(t)
+            handed_out.append(weakref.ref(item))
+            if t % 50 == 0:
+                handed_out = [ref for ref in handed_out if ref() is not None]
+                self.most_held = max(self.most_held, len(handed_out))
+            yield item
+        del item
+
+
+@dataclass(frozen=True)
+class _OnePass:
+    """A case's stream of n items, read once: each call gets a fresh one."""
+    n: int
+
+
+ONE_PASS_HINT = ("The stream is an iterable of unknown length that can be read only once: no len(), no indexing, no "
+                 "second pass. Keep k items as they go by.")
+
+
+def _sample_and_footprint(function, args):
+    """The sample, and for a one-pass stream whether the answer held far more than k of its items at once."""
+    stream, k, seed = args
+    if not isinstance(stream, _OnePass):
+        return function(stream, k, seed), ""
+    live = _Stream(stream.n)
+    result = function(live, k, seed)
+    values = [getattr(item, "value", item) for item in result] if isinstance(result, list) else result
+    held = f"held {live.most_held} items at once" if live.most_held > 2 * k + 60 else "held about k items"
+    return values, held
+
+
 def _reservoir_cases() -> list[Case]:
     cases = [Case((range(3), 5, 0), "stream 0..2, k=5 (shorter than k: keep everything)", size=0),
              Case((range(10), 3, 7), "stream 0..9, k=3, seed=7", size=1)]
     for n, k, seed in ((100, 10, 1), (1000, 50, 2), (5000, 5, 3)):
         cases.append(Case((range(n), k, seed), f"stream 0..{n - 1}, k={k}, seed={seed}", size=n))
     cases.append(Case(([f"image {i}" for i in range(40)], 4, 5), "40 strings, k=4, seed=5", size=40))
+    cases.append(Case((_OnePass(2000), 8, 4), "a one-pass stream of 2000 items (no len, no indexing), k=8, seed=4",
+                      size=2000, hint=ONE_PASS_HINT))
     return cases
 
 
 register(Spec(
-    "16.reservoir_sample", monitoring.reservoir_sample, _reservoir_cases, seed=(2, int),
+    "16.reservoir_sample", monitoring.reservoir_sample, _reservoir_cases, seed=(2, int), invoke=_sample_and_footprint,
     hint="rng = np.random.default_rng(seed); keep the first k items; for item t (counting from 0) from t = k on, draw "
          "slot = rng.integers(0, t + 1) and replace memory[slot] when slot < k.",
     mistakes=(
@@ -228,6 +294,7 @@ register(Spec(
                                    "replace a random slot with probability k / (t + 1)."),
         Mistake(reservoir_off_by_one, "Draw the slot from 0 to t inclusive: rng.integers(0, t + 1). With t + 1 items seen, "
                                       "the newest must be kept with probability k / (t + 1)."),
+        Mistake(reservoir_counts_first, ONE_PASS_HINT),
         Mistake(reservoir_last_k, "The memory must be a uniform sample of the whole stream, not its last k items (and "
                                   "it must not hold the whole stream in memory)."),
     )))

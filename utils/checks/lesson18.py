@@ -155,6 +155,40 @@ def online_mask_off_by_one(q, k, v, block, causal):
     return longseq.naive_attention(q, k, v, mask=mask)
 
 
+def online_naive_softmax(q, k, v, block, causal):
+    n = k.shape[-2]
+    return longseq.naive_attention(q, k, v, mask=torch.ones(n, n, dtype=torch.bool).tril() if causal else None)
+
+
+NO_SCORE_MATRIX = "no n x n score matrix"
+
+
+def _attention_and_footprint(function, args):
+    """The result, and whether any tensor the call created holds a whole n x n score matrix per head (recorded by a
+    dispatch mode that sees every operation's outputs): the question's defining property, tested where block < n."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+    from torch.utils._pytree import tree_leaves
+
+    q, k, v, block, causal = args
+    per_head = q.shape[-2] * k.shape[-2]
+    heads = q.numel() // (q.shape[-2] * q.shape[-1])
+
+    class Largest(TorchDispatchMode):
+        largest = 0
+
+        def __torch_dispatch__(self, func, types, arguments=(), kwargs=None):
+            out = func(*arguments, **(kwargs or {}))
+            for leaf in tree_leaves(out):
+                if isinstance(leaf, torch.Tensor) and leaf.is_floating_point():
+                    Largest.largest = max(Largest.largest, leaf.numel())
+            return out
+
+    with Largest():
+        output = function(q, k, v, block, causal)
+    built = block < k.shape[-2] and Largest.largest >= heads * per_head
+    return output, (f"built a {q.shape[-2]} x {k.shape[-2]} score matrix per head" if built else NO_SCORE_MATRIX)
+
+
 def _attention_cases() -> list[Case]:
     generator = torch.Generator().manual_seed(1801)
     cases = []
@@ -164,11 +198,14 @@ def _attention_cases() -> list[Case]:
         note = ", large scores (q × 20)" if scale > 1 else ""
         cases.append(Case((q * scale, k, v, block, causal), f"n={n}, block={block}, causal={causal}{note}",
                           atol=1e-5, size=n))  # float32, another order of summation: 1e-5
+    q, k, v = (torch.randn(3, 2, 6, 4, generator=generator, dtype=torch.float64) for _ in range(3))
+    cases.append(Case((q, k, v, 4, True), "batch 3, 2 heads, n=6, d=4, float64, block=4 (a last block of 2), causal",
+                      atol=1e-9, size=6))
     return cases
 
 
 register(Spec(
-    "18.online_softmax_attention", longseq.online_softmax_attention, _attention_cases,
+    "18.online_softmax_attention", longseq.online_softmax_attention, _attention_cases, invoke=_attention_and_footprint,
     hint="For each key block: m_new = max(m, block max); rescale the running sum and accumulator by exp(m - m_new); "
          "add exp(scores - m_new) and exp(scores - m_new) @ v_block; at the end divide the accumulator by the sum.",
     mistakes=(
@@ -177,5 +214,7 @@ register(Spec(
         Mistake(online_blocks_see_own_keys, "Each query must read every key block (up to its own position when "
                                             "causal), not only the block at its own position."),
         Mistake(online_without_max, "Subtract the running max before exp: exp of a large score overflows to inf."),
+        Mistake(online_naive_softmax, "Never build the n x n matrix: read the keys and values `block` positions at a "
+                                      "time, keeping a running max, sum and weighted sum per query (memory O(n x block))."),
         Mistake(online_mask_off_by_one, "Causal means key j is visible to query i only when j <= i."),
     )))
