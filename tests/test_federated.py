@@ -187,3 +187,14 @@ def test_launch_refuses_a_worker_defined_in_a_notebook():
         return rank
     with pytest.raises(ValueError, match="importable module"):
         launch(worker, 2)
+
+
+def test_predict_matches_the_nn_module_and_accuracy_uses_it():
+    state = fl.init_state(SIZES, seed=3)
+    model = mlp_from_sizes(SIZES)
+    model.load_state_dict(state)
+    X, y = _clients(seed=4, n_clients=1)[0]
+    with torch.no_grad():
+        expected = model(torch.as_tensor(X, dtype=torch.float32)).argmax(1).numpy()
+    np.testing.assert_array_equal(fl.predict(state, X), expected)
+    assert fl.accuracy(state, X, y) == pytest.approx(np.mean(expected == y))

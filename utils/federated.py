@@ -250,11 +250,16 @@ def train_clients(global_state: dict[str, torch.Tensor], clients: list[tuple[np.
     return [{k: params[i][c].detach().clone() for i, k in enumerate(keys)} for c in range(n_clients)]
 
 
-def accuracy(state: dict[str, torch.Tensor], X, y) -> float:
-    """Accuracy of an MLP state dict (as from ``mlp_from_sizes``) on (X, y)."""
+def predict(state: dict[str, torch.Tensor], X) -> np.ndarray:
+    """The class an MLP state dict (as from ``mlp_from_sizes``) predicts for each row of X."""
     params = [v.unsqueeze(0) for v in state.values()]
     logits = _forward(params, torch.as_tensor(X, dtype=torch.float32).unsqueeze(0))[0]
-    return float((logits.argmax(dim=1).numpy() == np.asarray(y)).mean())
+    return logits.argmax(dim=1).numpy()
+
+
+def accuracy(state: dict[str, torch.Tensor], X, y) -> float:
+    """Accuracy of an MLP state dict (as from ``mlp_from_sizes``) on (X, y)."""
+    return float((predict(state, X) == np.asarray(y)).mean())
 
 
 def flat(state: dict[str, torch.Tensor]) -> torch.Tensor:
