@@ -149,3 +149,35 @@ def test_secret_log_probs_equal_scoring_each_secret_alone():
         privacy.secret_log_probs(model, ["a", "bb"], digits=2)
     with pytest.raises(ValueError, match="digits"):
         privacy.secret_log_probs(model, ["a"], digits=0)
+
+
+def test_membership_p_value_is_the_ks_test_of_the_advantage():
+    from scipy import stats
+
+    rng = np.random.default_rng(0)
+    same = privacy.membership_p_value(rng.random(300), rng.random(300))
+    shifted_members = privacy.membership_p_value(rng.random(300) * 0.8, rng.random(300))   # members lower: a leak
+    assert same > 0.01 and shifted_members < 1e-4
+    # the advantage is the KS statistic the p-value belongs to
+    members, outsiders = rng.random(50), rng.random(60) + 0.1
+    assert privacy.membership_advantage(members, outsiders)[0] == pytest.approx(
+        stats.ks_2samp(members, outsiders, alternative="greater").statistic)
+    # under the null, p < 0.05 about 5% of the time (the test is calibrated, not just small)
+    p = [privacy.membership_p_value(rng.random(100), rng.random(100)) for _ in range(400)]
+    assert 0.02 < np.mean(np.array(p) < 0.05) < 0.09
+    with pytest.raises(ValueError, match="1-D"):
+        privacy.membership_p_value([1.0], [1.0, 2.0])
+    with pytest.raises(ValueError, match="finite"):
+        privacy.membership_p_value([1.0, np.nan], [1.0, 2.0])
+
+
+def test_tpr_at_fpr_counts_members_below_the_non_member_quantile():
+    members, outsiders = np.array([0.1, 0.2, 5.0, 6.0]), np.array([1.0, 2.0, 3.0, 4.0])
+    assert privacy.tpr_at_fpr(members, outsiders, 0.0) == 0.5      # below every non-member
+    assert privacy.tpr_at_fpr(members, outsiders, 0.25) == 0.5     # one non-member (1.0) may be flagged: threshold 2.0
+    assert privacy.tpr_at_fpr(members, outsiders, 1.0) == 1.0
+    rng = np.random.default_rng(1)
+    a, b = rng.random(1000), rng.random(1000)
+    assert abs(privacy.tpr_at_fpr(a, b, 0.1) - 0.1) < 0.04            # no leak: TPR = FPR
+    with pytest.raises(ValueError, match="fpr"):
+        privacy.tpr_at_fpr(members, outsiders, 1.5)
