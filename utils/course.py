@@ -178,7 +178,8 @@ LESSONS = (
     Lesson("13", "robustness_security", "如何提高模型的鲁棒性和安全性？", "How do you make a model robust and secure against attacks?",
            "available", ("robustness",), name="robustness and security", run_time="~27 s (lab: ~6 s)",
            test_parameters={"n_seeds": 1, "eps_grid": [0.0, 0.05, 0.1], "adv_epochs": 20, "poison_rates": [0.0, 0.05],
-                            "query_budgets": [50, 360], "lm_queries": 300},
+                            "query_budgets": [50, 360], "lm_queries": 300, "spectral_rates": [0.03],
+                            "weight_decays": [1e-2]},
            summary=("How do you make a model robust and secure against attacks? FGSM and PGD from scratch equal to ART's, "
                     "why a tiny perturbation beats random noise of the same size, PGD adversarial training checked for "
                     "gradient masking (and the banks' flips and noise injection measured against it), shift and "
