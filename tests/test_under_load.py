@@ -1,0 +1,61 @@
+"""The timing claims under load: the notebooks that assert wall-clock comparisons, executed several times with
+their test parameters while another process keeps a CPU core busy. Every run must pass.
+
+Not part of ``make test`` (it multiplies those notebooks' cost); ``make test-load`` runs it:
+
+    BML_UNDER_LOAD=3 pytest -n 1 tests/test_under_load.py     # 3 runs of each, one at a time, beside a busy core
+
+Executed copies land in ``build/under-load/``.
+"""
+
+import multiprocessing
+import os
+
+import papermill
+import pytest
+
+from conftest import ROOT
+from utils import course
+
+# The lessons whose cells assert a wall-clock comparison (speed-up, latency percentile, throughput) through
+# utils.bench. tests/test_hygiene.py keeps this list in step with the notebooks.
+TIMING_LESSONS = ("04", "05", "08", "11", "14", "15")
+RUNS = int(os.environ.get("BML_UNDER_LOAD", "0"))
+OUT_DIR = ROOT / "build" / "under-load"
+
+pytestmark = pytest.mark.skipif(RUNS < 1, reason="set BML_UNDER_LOAD=N (make test-load) to run these N times")
+
+
+def _burn(stop) -> None:
+    x = 0
+    while not stop.is_set():
+        for i in range(100_000):
+            x += i * i
+
+
+@pytest.fixture(scope="module")
+def busy_core():
+    """One process that keeps a core busy while the notebooks run."""
+    stop = multiprocessing.Event()
+    process = multiprocessing.Process(target=_burn, args=(stop,), daemon=True)
+    process.start()
+    yield process
+    stop.set()
+    process.join(timeout=5)
+    if process.is_alive():
+        process.terminate()
+
+
+def _notebooks():
+    return [lesson.notebook for lesson in course.LESSONS if lesson.number in TIMING_LESSONS]
+
+
+@pytest.mark.parametrize("run", range(max(RUNS, 1)), ids=lambda r: f"run{r + 1}")
+@pytest.mark.parametrize("path", _notebooks(), ids=lambda p: p.name)
+def test_timing_notebook_passes_under_load(path, run, busy_core):
+    assert busy_core.is_alive()
+    output = OUT_DIR / f"{path.stem}.run{run + 1}.ipynb"
+    output.parent.mkdir(parents=True, exist_ok=True)
+    papermill.execute_notebook(str(path), str(output), parameters=course.injected_parameters(path),
+                               kernel_name="python3", cwd=str(path.parent), progress_bar=False,
+                               execution_timeout=600)
