@@ -99,12 +99,12 @@ LESSONS = (
                     "`torch.compile`, batch size and learning rate, each measured.")),
     Lesson("05", "distributed_training", "如何进行分布式训练？", "How do you train one model on many devices?",
            "available", ("distributed",), run_time="~32 s (lab: ~9 s)",
-           test_parameters={"ring_sizes": [1, 1001, 100003], "scaling_steps": 6, "scaling_repeats": 1,
+           test_parameters={"ring_sizes": [1, 1001, 100003], "scaling_steps": 6, "scaling_repeats": 1, "timing_rounds": 5,
                             "run_torchrun": False},
            summary=("How do you train one model on many devices? Real gloo processes on this CPU: the four collectives, "
                     "the ring all-reduce from scratch (equal to `dist.all_reduce`, its 2(N−1)/N traffic counted), data "
                     "parallel by hand, by ring and with DDP equal to one process on the combined batch (1e-15 in "
-                    "float64), the sampler and BatchNorm mistakes, ZeRO's memory per stage measured under ZeRO-1 from "
+                    "float64), the sampler and BatchNorm mistakes, ZeRO's memory per stage (fp32, mixed precision) counted under ZeRO-1 from "
                     "scratch, `ZeroRedundancyOptimizer` and FSDP2, a tensor-parallel MLP and the pipeline bubble, scaling "
                     "on two cores and the communication/compute ratio of a cluster, `torchrun`, a crash and a resume from "
                     "checkpoint.")),

@@ -158,6 +158,21 @@ def collectives_worker(rank: int, world_size: int) -> dict[str, list]:
     return out
 
 
+def busy_worker(rank: int, world_size: int, seconds: float) -> float:
+    """Compute (a busy loop) for ``seconds`` of this process's CPU time; the wall-clock seconds that took.
+
+    A probe for free cores: N ranks that each get a core of their own finish in about ``seconds``; ranks that
+    share cores with each other or with other programs take longer.
+    """
+    if seconds < 0:
+        raise ValueError(f"seconds must be >= 0, got {seconds}")
+    dist.barrier()
+    started, until = time.perf_counter(), time.process_time() + seconds
+    while time.process_time() < until:
+        pass
+    return time.perf_counter() - started
+
+
 def ring_all_reduce(tensor: torch.Tensor) -> int:
     """Sum ``tensor`` over all ranks, in place, with a ring: reduce-scatter, then all-gather; the bytes this rank sent.
 
@@ -353,6 +368,11 @@ class ShardedAdamW:
     A step reduce-scatters the gradient (rank r receives the mean gradient of shard r only), runs AdamW on that
     shard, and all-gathers the updated shards into every rank's full weights. AdamW is element-wise, so this is
     the same update as unsharded AdamW on the mean gradient.
+
+    Memory per rank: the full weights and gradients, AdamW's two moments for the shard, the shard itself (the
+    tensor the inner AdamW updates: 4/N bytes per parameter more, the place where mixed precision keeps its fp32
+    master weights), and during a step two transient full-size buffers (the flattened gradient, the gathered
+    weights).
     """
 
     def __init__(self, parameters, lr: float = 1e-3, **adamw):
@@ -388,13 +408,19 @@ def _local(tensor: torch.Tensor) -> torch.Tensor:
 
 
 def rank_bytes(model: nn.Module, optimizer) -> dict[str, int]:
-    """Bytes this rank holds in weights, gradients and optimizer state (tensors only, sharded ones counted locally)."""
+    """Bytes this rank holds in weights, gradients and optimizer state, counted from the tensors' sizes (sharded
+    ones locally), not measured from the allocator: transient buffers (a step's gathered weights, flattened
+    gradients) are not included. Tensors the optimizer updates that are not the model's (ShardedAdamW's copy of
+    its shard) count as optimizer state."""
     inner = getattr(optimizer, "optimizer", None) or getattr(optimizer, "optim", None) or optimizer
     state = [v for s in inner.state.values() for v in s.values() if isinstance(v, torch.Tensor) and v.dim() > 0]
     parameters = list(model.parameters())
+    own = {id(p) for p in parameters}
+    # tensors the optimizer steps that are not the model's (ShardedAdamW's fp32 copy of its shard): optimizer state
+    copies = [p for group in inner.param_groups for p in group["params"] if id(p) not in own]
     return {"weights": sum(_local(p).nbytes for p in parameters),
             "gradients": sum(_local(p.grad).nbytes for p in parameters if p.grad is not None),
-            "optimizer": sum(_local(v).nbytes for v in state)}
+            "optimizer": sum(_local(v).nbytes for v in state) + sum(_local(p).nbytes for p in copies)}
 
 
 def _flat_parameters(model: nn.Module) -> np.ndarray:
@@ -446,6 +472,74 @@ def _stack(dataset, indices):
     return torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs])
 
 
+def wrap(model: nn.Module, strategy: str, lr: float = 1e-3) -> tuple[nn.Module, Any]:
+    """The model to call and the optimizer to step for one of :data:`STRATEGIES`, inside a process group.
+
+    These few lines are all a data-parallel or sharded job changes in a training loop: DDP wraps the model
+    (its backward all-reduces gradients in buckets); ``ZeroRedundancyOptimizer`` wraps the optimizer (each rank
+    keeps the state of its share of the tensors); FSDP2's ``fully_shard`` shards each block, then the root.
+    ``manual`` and ``ring`` leave both alone: the loop averages the gradients itself.
+    """
+    net = model
+    if strategy in ("ddp", "zero_torch"):  # ZeroRedundancyOptimizer shards the state but leaves averaging to DDP
+        net = nn.parallel.DistributedDataParallel(model)
+    elif strategy == "fsdp":
+        from torch.distributed.fsdp import fully_shard
+
+        for block in model.blocks:
+            fully_shard(block)  # each block's weights gathered just before its use, freed after
+        fully_shard(model)
+    if strategy == "zero1":
+        optimizer = ShardedAdamW(model.parameters(), lr=lr)
+    elif strategy == "zero_torch":
+        from torch.distributed.optim import ZeroRedundancyOptimizer
+
+        optimizer = ZeroRedundancyOptimizer(model.parameters(), optimizer_class=torch.optim.AdamW, lr=lr)
+    else:
+        optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
+    return net, optimizer
+
+
+def step_times_worker(rank: int, world_size: int, data: torch.Tensor, *, config: lm.GPTConfig, batch_size: int,
+                      rounds: int, seed: int = 0, strategies: tuple[str, ...] = ("manual", "ring", "ddp")) -> dict:
+    """Seconds per training step of several gradient-averaging strategies, measured interleaved in one launch.
+
+    Each strategy trains its own copy of the model on the same batches; every round runs one step of each, in
+    an order that reverses every round (A, B, C, C, B, A, ...), all ranks starting each step together (a
+    barrier), so that load coming and going falls on every strategy alike. Round 0 is a warm-up, not returned.
+    """
+    for strategy in strategies:
+        if strategy not in ("manual", "ring", "ddp"):
+            raise ValueError(f"step_times_worker compares 'manual', 'ring' and 'ddp', got {strategy!r}")
+    dataset = lm.ByteWindows(data, config.context)
+    batches = rank_batches(len(dataset), rank, world_size, batch_size, rounds + 1, seed)
+    runs = {}
+    for strategy in strategies:
+        torch.manual_seed(seed)
+        model = lm.GPT(config)
+        runs[strategy] = (model, *wrap(model, strategy))
+    times: dict[str, list[float]] = {strategy: [] for strategy in strategies}
+    for r in range(rounds + 1):
+        x, y = _stack(dataset, batches[r])
+        for strategy in (strategies if r % 2 == 0 else strategies[::-1]):
+            model, net, optimizer = runs[strategy]
+            dist.barrier()
+            started = time.perf_counter()
+            _, loss = net(x, y)
+            optimizer.zero_grad()
+            loss.backward()
+            if strategy == "manual":
+                average_gradients(model)
+            elif strategy == "ring":
+                for parameter in model.parameters():
+                    ring_all_reduce(parameter.grad)
+                    parameter.grad /= world_size
+            optimizer.step()
+            if r > 0:
+                times[strategy].append(time.perf_counter() - started)
+    return times
+
+
 def train_worker(rank: int, world_size: int, data: torch.Tensor, *, config: lm.GPTConfig, steps: int,
                  batch_size: int, lr: float = 1e-3, seed: int = 0, strategy: str = "ddp",
                  sampler: str = "distributed", threads: int = 1, checkpoint: str | None = None,
@@ -469,23 +563,7 @@ def train_worker(rank: int, world_size: int, data: torch.Tensor, *, config: lm.G
     batches = rank_batches(len(dataset), rank, world_size, batch_size, steps, seed, sampler)
     torch.manual_seed(seed)
     model = lm.GPT(config)
-    net = model
-    if strategy in ("ddp", "zero_torch"):  # ZeroRedundancyOptimizer shards the state but leaves averaging to DDP
-        net = nn.parallel.DistributedDataParallel(model)
-    elif strategy == "fsdp":
-        from torch.distributed.fsdp import fully_shard
-
-        for block in model.blocks:
-            fully_shard(block)
-        fully_shard(model)
-    if strategy == "zero1":
-        optimizer = ShardedAdamW(model.parameters(), lr=lr)
-    elif strategy == "zero_torch":
-        from torch.distributed.optim import ZeroRedundancyOptimizer
-
-        optimizer = ZeroRedundancyOptimizer(model.parameters(), optimizer_class=torch.optim.AdamW, lr=lr)
-    else:
-        optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
+    net, optimizer = wrap(model, strategy, lr)
     start = 0
     if checkpoint and Path(checkpoint).exists():
         saved = torch.load(checkpoint, weights_only=True)
