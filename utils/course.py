@@ -211,7 +211,8 @@ LESSONS = (
            "available", ("monitoring",), run_time="~22 s (lab: ~5 s)",
            test_parameters={"n_train_rows": 8000, "window": 1000, "drift_draws": 2, "n_null_windows": 100,
                             "mmd_rows": 150, "n_permutations": 50, "stream_windows": 20, "drift_start": 10,
-                            "online_batches": 40, "n_seeds": 2, "task_epochs": 10},
+                            "online_batches": 40, "n_seeds": 2, "task_epochs": 10,
+                            "ewc_lambdas": [1000.0]},
            summary=("How do you know a live model is going wrong, and keep it learning without forgetting? PSI, KS (equal "
                     "to scipy) and an MMD permutation test as a shift grows, PSI's false alarms in small windows and why "
                     "significance is not size, accuracy estimated without labels and the concept drift it cannot see, a "

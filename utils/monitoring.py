@@ -166,10 +166,11 @@ def adwin_changes(values, delta: float = 0.002, min_size: int = 10, clock: int =
 
     The detector keeps a window of recent values. After each new value it tries every split of the window
     into an older part W0 and a newer part W1 (each at least ``min_size`` long) and cuts when
-    |mean(W0) - mean(W1)| > sqrt(ln(4 n / delta) / (2 m)), with n the window length and m the harmonic
-    mean of the two lengths; the older part is dropped and the position recorded. ``delta`` bounds the
-    false-alarm probability. The splits are tested every ``clock`` values (as river's ADWIN does), so a
-    change is reported up to ``clock`` values late; O(window / clock) work per value.
+    |mean(W0) - mean(W1)| > sqrt(ln(4 n / delta) / (2 m)), with n the window length and m = 1 / (1/n0 + 1/n1)
+    for the two parts' lengths n0 and n1 (the paper calls m their harmonic mean; it is half of it); the older
+    part is dropped and the position recorded. ``delta`` bounds the false-alarm probability. The splits are
+    tested every ``clock`` values (as river's ADWIN does), so a change is reported up to ``clock`` values late;
+    O(window / clock) work per value.
     """
     values = np.asarray(values, dtype=float)
     if values.ndim != 1 or ((values < 0) | (values > 1)).any():
@@ -186,8 +187,8 @@ def adwin_changes(values, delta: float = 0.002, min_size: int = 10, clock: int =
         n0 = np.arange(min_size, n - min_size + 1)
         n1 = n - n0
         mean0, mean1 = sums[n0 - 1] / n0, (sums[-1] - sums[n0 - 1]) / n1
-        harmonic = 1.0 / (1.0 / n0 + 1.0 / n1)
-        bound = np.sqrt(np.log(4 * n / delta) / (2 * harmonic))
+        m = 1.0 / (1.0 / n0 + 1.0 / n1)          # as in the paper (half the harmonic mean of n0 and n1)
+        bound = np.sqrt(np.log(4 * n / delta) / (2 * m))
         cuts = np.flatnonzero(np.abs(mean0 - mean1) > bound)
         if cuts.size:
             changes.append(t)
