@@ -200,11 +200,12 @@ LESSONS = (
            test_parameters={"latency_samples": 20000, "kv_lengths": [32, 256], "batch_sizes": [1, 8, 32],
                             "bench_repeats": 10, "n_requests": 150, "n_cache_requests": 20000,
                             "int8_widths": [256, 2048], "int8_epochs": 1, "n_prompts": 2, "spec_new_tokens": 60,
-                            "draft_ks": [1, 4], "stream_tokens": 60},
+                            "draft_ks": [1, 4], "stream_tokens": 60,
+                            "n_light_requests": 12, "load_rounds": 2, "timing_rounds": 2},
            summary=("How do you meet a latency budget under real traffic? Percentiles that do not add and the fan-out "
                     "tail, a KV cache on the course's language model (identical tokens, its speed-up against length, its "
                     "memory for 7B–70B shapes), a dynamic batcher under Poisson load (bounded queue above capacity, a "
-                    "higher median below it), continuous batching, LRU caching against traffic skew with versioned keys, "
+                    "higher median at light load), continuous batching, LRU caching against traffic skew with versioned keys, "
                     "int8 that is really faster (and where it is not), speculative decoding with identical output, "
                     "streaming tokens.")),
     Lesson("16", "monitoring", "如何监控模型并持续学习？", "How do you monitor a model and keep it learning?",
