@@ -74,7 +74,7 @@ def _context():
     return context
 
 
-def launch(worker: Callable, world_size: int, *args, timeout: float = 120.0, **kwargs) -> list[Any]:
+def launch(worker: Callable, world_size: int, *args, timeout: float = 600.0, **kwargs) -> list[Any]:
     """Run ``worker(rank, world_size, *args, **kwargs)`` in ``world_size`` processes joined by gloo; their results by rank.
 
     When a rank raises, the others are stopped at once (they would wait for it in the next collective) and a
