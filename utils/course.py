@@ -75,9 +75,11 @@ LESSONS = (
            summary=("What does each data problem cost a model, and what fixes it? Who `dropna` removes (and the "
                     "miscalibration it leaves), four leaks measured (test-row statistics: nothing for a scaler, 25 points "
                     "for feature selection on noise; duplicates across splits; a target-derived column; a random split of "
-                    "a time series), label issues by confident learning equal to cleanlab, class imbalance where "
-                    "resampling moves the operating point and breaks calibration but never improves the ranking (SMOTE "
-                    "equal to imbalanced-learn), train/serve skew, batch validation.")),
+                    "a time series), `drop_duplicates()` deleting distinct people, label issues by confident learning equal to "
+                    "cleanlab (and what cleaning buys a linear model and a memorising one), class imbalance where "
+                    "resampling moves the operating point and breaks calibration but did not improve a logistic "
+                    "regression's ranking (SMOTE equal to imbalanced-learn), train/serve skew, batch validation per "
+                    "source.")),
     Lesson("03", "overfitting", "如何防止大模型过拟合？", "How do you keep a large model from overfitting?",
            "available", ("augment", "regularize"), run_time="~67 s (lab: ~7 s)",
            test_parameters={"n_seeds": 1, "n_bagged": 2, "sizes": [50, 800], "widths": [8, 512], "k_folds": 2,
