@@ -159,7 +159,7 @@ LESSONS = (
     Lesson("11", "privacy", "如何保护训练数据的隐私？", "How do you protect the data a model learns from?",
            "available", ("privacy",), run_time="~37 s (lab: ~6 s)",
            test_parameters={"laplace_trials": 500, "curve_epsilons": [0.5, 8.0], "overfit_epochs": 150, "memo_seeds": 1,
-                            "memo_steps": 42, "canary_levels": [0, 2, 16]},
+                            "memo_steps": 42, "canary_levels": [0, 2, 16], "ablation_seeds": 1},
            summary=("How do you protect the data a model learns from? Membership inference measured, re-identification "
                     "and k-anonymity, a timed dictionary attack on hashes vs HMAC, authenticated encryption and its "
                     "limit, secret sharing and Paillier encryption built and timed, TEEs costed, the Laplace mechanism, "
