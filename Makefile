@@ -27,7 +27,7 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -n 2 --ignore=tests/test_notebooks.py
 
-# The notebooks whose cells assert timing claims (tests/test_under_load.py lists them), executed RUNS times each with
+# The notebooks whose cells assert timing claims through utils.bench (tests/test_under_load.py finds them), executed RUNS times each with
 # their test parameters while another process keeps a core busy; every run must pass. Not part of `make test`.
 RUNS ?= 3
 test-load: $(STAMP)
