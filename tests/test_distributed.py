@@ -204,8 +204,11 @@ def test_torchrun_runs_the_same_training(tmp_path):
 
 
 def test_step_times_worker_interleaves_the_strategies_and_validates(data):
-    times = d.launch(d.step_times_worker, 2, data, config=CONFIG, batch_size=2, rounds=3)
-    assert all(set(t) == {"manual", "ring", "ddp"} and all(len(v) == 3 and min(v) > 0 for v in t.values()) for t in times)
+    results = d.launch(d.step_times_worker, 2, data, config=CONFIG, batch_size=2, rounds=3)
+    for result in results:
+        times, calls = result["seconds"], result["all_reduce_calls_per_step"]
+        assert set(times) == {"manual", "ring", "ddp"} and all(len(v) == 3 and min(v) > 0 for v in times.values())
+        assert calls["manual"] == len(list(lm.GPT(CONFIG).parameters())) and calls["ddp"] == 1  # one 25 MB bucket
     with pytest.raises(RuntimeError, match="compares"):
         d.launch(d.step_times_worker, 1, data, config=CONFIG, batch_size=2, rounds=1, strategies=("fsdp",))
 

@@ -507,17 +507,27 @@ def step_times_worker(rank: int, world_size: int, data: torch.Tensor, *, config:
     Each strategy trains its own copy of the model on the same batches; every round runs one step of each, in
     an order that reverses every round (A, B, C, C, B, A, ...), all ranks starting each step together (a
     barrier), so that load coming and going falls on every strategy alike. Round 0 is a warm-up, not returned.
+    Returns ``{"seconds": {strategy: [per-step seconds]}, "all_reduce_calls_per_step": {strategy: count}}``: one
+    call per parameter tensor by hand or by ring, one per gradient bucket under DDP (counted with a comm hook).
     """
     for strategy in strategies:
         if strategy not in ("manual", "ring", "ddp"):
             raise ValueError(f"step_times_worker compares 'manual', 'ring' and 'ddp', got {strategy!r}")
     dataset = lm.ByteWindows(data, config.context)
     batches = rank_batches(len(dataset), rank, world_size, batch_size, rounds + 1, seed)
-    runs = {}
+    runs, ddp_calls = {}, [0]
     for strategy in strategies:
         torch.manual_seed(seed)
         model = lm.GPT(config)
         runs[strategy] = (model, *wrap(model, strategy))
+        if strategy == "ddp":   # count the all-reduces DDP launches: one per bucket of gradients
+            from torch.distributed.algorithms.ddp_comm_hooks.default_hooks import allreduce_hook
+
+            def counting_hook(state, bucket):
+                ddp_calls[0] += 1
+                return allreduce_hook(state, bucket)
+
+            runs[strategy][1].register_comm_hook(None, counting_hook)
     times: dict[str, list[float]] = {strategy: [] for strategy in strategies}
     for r in range(rounds + 1):
         x, y = _stack(dataset, batches[r])
@@ -537,7 +547,9 @@ def step_times_worker(rank: int, world_size: int, data: torch.Tensor, *, config:
             optimizer.step()
             if r > 0:
                 times[strategy].append(time.perf_counter() - started)
-    return times
+    tensors = len(list(runs[strategies[0]][0].parameters()))
+    calls = {"manual": tensors, "ring": tensors, "ddp": ddp_calls[0] / (rounds + 1)}
+    return {"seconds": times, "all_reduce_calls_per_step": {strategy: calls[strategy] for strategy in strategies}}
 
 
 def train_worker(rank: int, world_size: int, data: torch.Tensor, *, config: lm.GPTConfig, steps: int,
