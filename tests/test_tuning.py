@@ -88,3 +88,32 @@ def test_out_of_fold_proba_equals_cross_val_predict():
                                                  .argmax(1) != y).any()
     with pytest.raises(ValueError):
         tu.out_of_fold_proba(lambda: LogisticRegression(), X, y, folds[:2])
+
+
+def test_log_marginal_likelihood_equals_scikit_learn_and_the_fit_picks_its_maximum():
+    rng = np.random.default_rng(4)
+    x = rng.random((15, 2))
+    y = np.sin(5 * x[:, 0]) + 0.3 * x[:, 1]
+    y = y - y.mean()
+    for length_scale in (0.1, 0.4, 1.3):
+        gp = GaussianProcessRegressor(ConstantKernel(1.0, "fixed") * RBF(length_scale, "fixed"), alpha=1e-4,
+                                      optimizer=None).fit(x, y)
+        assert tu.gp_log_marginal_likelihood(x, y, length_scale=length_scale, noise=1e-4) == \
+            pytest.approx(gp.log_marginal_likelihood_value_, rel=1e-9)
+    grid = (0.05, 0.2, 0.5, 1.0)
+    best = tu.fit_length_scale(x, y, grid=grid, noise=1e-4)
+    assert best == max(grid, key=lambda ls: tu.gp_log_marginal_likelihood(x, y, length_scale=ls, noise=1e-4))
+    line = np.linspace(0, 1, 12)[:, None]
+    assert tu.fit_length_scale(line, np.sin(2 * line[:, 0])) > tu.fit_length_scale(line, np.sin(20 * line[:, 0]))
+    with pytest.raises(ValueError):
+        tu.gp_log_marginal_likelihood(x, y, length_scale=0.0)
+    with pytest.raises(ValueError):
+        tu.fit_length_scale(x, y, grid=())
+    with pytest.raises(ValueError):
+        tu.gp_search(lambda v: 0.0, 2, 6, length_scale="auto")
+
+
+def test_gp_search_with_a_fixed_width_still_runs():
+    objective = lambda x: -float(((x - 0.3) ** 2).sum())  # noqa: E731
+    scores = tu.gp_search(objective, 2, 10, seed=1, length_scale=0.2)
+    assert len(scores) == 10 and np.isfinite(scores).all()
