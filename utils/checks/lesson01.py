@@ -243,6 +243,13 @@ def ece_right_closed_bins(y_true, proba, n_bins=10):
     return float(np.sum(gaps) / len(proba))
 
 
+def ece_signed_gap(y_true, proba, n_bins=10):
+    y_true, proba = np.asarray(y_true, float), np.asarray(proba, float)
+    bins = np.clip(np.floor(proba * n_bins).astype(int), 0, n_bins - 1)
+    gaps = [(bins == b).sum() * (y_true[bins == b].mean() - proba[bins == b].mean()) for b in np.unique(bins)]
+    return float(sum(gaps) / len(proba))        # no absolute value: over- and under-confident bins cancel
+
+
 def _ece_cases() -> list[Case]:
     edge_p = np.array([0.0, 0.1, 0.12, 0.25, 0.35, 0.5, 0.75, 0.97, 1.0, 1.0])  # bin edges, and 1.0 twice
     edge_y = np.array([0, 0, 1, 0, 1, 1, 1, 1, 1, 0])
@@ -253,6 +260,10 @@ def _ece_cases() -> list[Case]:
         proba = np.round(rng.random(n) ** 2, 2)
         y_true = (rng.random(n) < np.sqrt(proba)).astype(int)  # under-confident model
         cases.append(Case((y_true, proba, n_bins), f"{n} examples (rounded to 0.01, some on edges), n_bins={n_bins}"))
+    proba = np.round(rng.random(400), 3)
+    y_true = (rng.random(400) < 0.25 + 0.5 * proba).astype(int)  # under-confident below 0.5, over-confident above
+    cases.append(Case((y_true, proba, 8), "400 examples of a model over-confident above 0.5 and under-confident below "
+                      "(gaps of both signs), n_bins=8"))
     return cases
 
 
@@ -261,6 +272,8 @@ register(Spec(
     hint="Use n_bins equal-width bins [k/n, (k+1)/n), the last one closed at 1.0; in each bin take "
          "|mean(y_true) - mean(proba)|, then average the gaps weighted by bin size.",
     mistakes=(
+        Mistake(ece_signed_gap, "Take the absolute gap |mean(y_true) - mean(proba)| in each bin: an over-confident "
+                                "bin and an under-confident one must not cancel."),
         Mistake(ece_unweighted, "Weight each bin's gap by its number of examples; a plain mean over bins "
                                 "lets a bin of one example count as much as a bin of a hundred."),
         Mistake(ece_per_example, "That is the mean absolute error per example; ECE compares averages within bins."),

@@ -106,6 +106,12 @@ def grads_divided_by_rows(model, loss_fn, X, y, micro_batches):
     return {name: p.grad.detach().clone() for name, p in model.named_parameters()}
 
 
+def grads_onto_stale_ones(model, loss_fn, X, y, micro_batches):
+    for X_part, y_part in zip(X.chunk(micro_batches), y.chunk(micro_batches)):
+        (loss_fn(model(X_part), y_part) / micro_batches).backward()     # adds to whatever .grad held
+    return {name: p.grad.detach().clone() for name, p in model.named_parameters()}
+
+
 def _accumulation_cases() -> list[Case]:
     generator = torch.Generator().manual_seed(402)
     cases = []
@@ -115,6 +121,12 @@ def _accumulation_cases() -> list[Case]:
         cases.append(Case((_tiny_network(seed, width), nn.functional.cross_entropy, X, y, micro_batches),
                           f"a 6-{width}-3 network with LayerNorm, {rows} rows in {micro_batches} micro-batches",
                           atol=1e-6, size=rows))  # float32 gradients summed in a different order: 1e-6
+    model = _tiny_network(45, 4)
+    for parameter in model.parameters():                    # a model straight from a training loop
+        parameter.grad = torch.full_like(parameter, 0.25)
+    X, y = torch.randn(6, 6, generator=generator, dtype=torch.float32), torch.randint(0, 3, (6,), generator=generator)
+    cases.append(Case((model, nn.functional.cross_entropy, X, y, 3), "a 6-4-3 network arriving with stale gradients "
+                      "(0.25 everywhere), 6 rows in 3 micro-batches", atol=1e-6, size=-1))
     return cases
 
 
@@ -127,6 +139,8 @@ register(Spec(
                                    "losses gives a gradient k times too large."),
         Mistake(grads_zeroed_every_micro_batch, "Call zero_grad once, before the first micro-batch: zeroing inside "
                                                 "the loop throws away the gradients accumulated so far."),
+        Mistake(grads_onto_stale_ones, "Call model.zero_grad() before the first micro-batch: the model may arrive "
+                                       "with gradients from an earlier step, and backward() adds to them."),
         Mistake(grads_first_micro_batch_only, "Loop over every micro-batch, not only the first."),
         Mistake(grads_divided_by_rows, "loss_fn already averages over the rows of its slice: divide by the number "
                                        "of micro-batches, not by the number of rows."),

@@ -108,10 +108,21 @@ def key_default_separators(model_version, payload):
     return _digest(json.dumps({"input": payload, "model": model_version}, sort_keys=True))
 
 
+def key_normalised_text(model_version, payload):
+    def normalise(value):
+        if isinstance(value, str):
+            return value.strip().lower()
+        if isinstance(value, dict):
+            return {k: normalise(v) for k, v in value.items()}
+        return [normalise(v) for v in value] if isinstance(value, list) else value
+    return realtime.cache_key(model_version, normalise(payload))
+
+
 def _key_cases() -> list[Case]:
     payloads = [{"text": "reset my password"}, {"lang": "en", "text": "hi"}, {"text": "hi", "lang": "en"},
                 {"b": [3, 1, 2], "a": {"y": 1.5, "x": None}}, {"prompt": "你好, 世界", "max_tokens": 64}, [1, 2, 3],
-                "plain string", {"z": True, "a": -2}]
+                "plain string", {"z": True, "a": -2},
+                {"Text": "  Reset My PASSWORD ", "user": 2**70, "Émoji": "naïve ☕"}]  # padding, case, a big int
     cases = []
     for i, payload in enumerate(payloads):
         for version in ("v1", "2026-11-23.3"):
@@ -126,6 +137,8 @@ register(Spec(
     mistakes=(
         Mistake(key_without_version, "Put the model version in the key: after a deploy, an input-only key serves "
                                      "the old model's answers."),
+        Mistake(key_normalised_text, "Hash the payload exactly as given: lower-casing or stripping the text makes "
+                                     "different requests share a key, and one user gets another's answer."),
         Mistake(key_unsorted, "Pass sort_keys=True: the same request with its keys in another order must give "
                               "the same key."),
         Mistake(key_from_str_dict, "str(dict) depends on key order and is not a stable format: serialise with "

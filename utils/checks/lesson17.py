@@ -123,6 +123,18 @@ def ztest_p_without_abs(successes_a, n_a, successes_b, n_b):
     return z, float(2 * stats.norm.sf(z))
 
 
+def ztest_without_the_degenerate_case(successes_a, n_a, successes_b, n_b):
+    pooled = (successes_a + successes_b) / (n_a + n_b)
+    se = np.sqrt(pooled * (1 - pooled) * (1 / n_a + 1 / n_b))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = np.float64(successes_b / n_b - successes_a / n_a) / se       # 0 / 0: nan
+    return float(z), float(2 * stats.norm.sf(abs(z)))
+
+
+DEGENERATE_HINT = ("When the pooled rate is 0 or 1 (nobody or everybody converted) the standard error is 0: return "
+                   "(0.0, 1.0), as the question says, instead of dividing by it.")
+
+
 def _ztest_cases() -> list[Case]:
     hand = [(100, 1000, 130, 1000), (1030, 10_000, 1100, 10_000), (450, 500, 430, 520), (7, 40, 2, 35),
             (50, 1000, 50, 1000)]
@@ -130,8 +142,12 @@ def _ztest_cases() -> list[Case]:
     for _ in range(4):
         n_a, n_b = (int(v) for v in rng.integers(50, 5000, 2))
         hand.append((int(rng.binomial(n_a, 0.3)), n_a, int(rng.binomial(n_b, 0.33)), n_b))
-    return [Case(args, f"successes_a={args[0]}, n_a={args[1]}, successes_b={args[2]}, n_b={args[3]}", atol=1e-9,
-                 size=i) for i, args in enumerate(hand)]
+    cases = [Case(args, f"successes_a={args[0]}, n_a={args[1]}, successes_b={args[2]}, n_b={args[3]}", atol=1e-9,
+                  size=i) for i, args in enumerate(hand)]
+    for i, args in enumerate(((0, 120, 0, 95), (60, 60, 41, 41))):      # the question's promise: pooled rate 0 or 1
+        cases.append(Case(args, f"successes_a={args[0]}, n_a={args[1]}, successes_b={args[2]}, n_b={args[3]} (pooled "
+                          f"rate {'0' if args[0] == 0 else '1'})", atol=1e-9, size=len(hand) + i, hint=DEGENERATE_HINT))
+    return cases
 
 
 register(Spec(
@@ -144,6 +160,7 @@ register(Spec(
         Mistake(ztest_one_sided, "The question is whether B differs from A in either direction: double the tail, "
                                  "2 · P(Z > |z|)."),
         Mistake(ztest_a_minus_b, "z is positive when B converts more: rate_b − rate_a."),
+        Mistake(ztest_without_the_degenerate_case, DEGENERATE_HINT),
         Mistake(ztest_p_without_abs, "Take |z| in the tail: with a negative z, 2 · P(Z > z) is above 1."),
     )))
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import math
 
 import torch
+from torch.overrides import TorchFunctionMode
 
 from utils import longseq
-from utils.checks.core import Case, Mistake, Spec, register
+from utils.checks.core import Case, Mistake, Spec, _is_tensor, register, reject
 
 # --- 18.score_matrix_bytes ---
 
@@ -140,19 +141,32 @@ def online_blocks_see_own_keys(q, k, v, block, causal):
     return torch.cat(outputs, dim=-2)
 
 
+def _blockwise(q, k, v, block, causal, subtract_max=True, see_next=0):
+    """Online softmax attention, with a mistake switched on: no running max, or a causal mask off by ``see_next``."""
+    n_q, n_k, d = q.shape[-2], k.shape[-2], q.shape[-1]
+    running_max = torch.full(q.shape[:-1], float("-inf"), dtype=q.dtype)
+    running_sum = torch.zeros(q.shape[:-1], dtype=q.dtype)
+    accumulator = torch.zeros(*q.shape[:-1], v.shape[-1], dtype=q.dtype)
+    rows = torch.arange(n_k - n_q, n_k)[:, None] + see_next
+    for start in range(0, n_k, block):
+        scores = q @ k[..., start:start + block, :].transpose(-2, -1) / math.sqrt(d)
+        if causal:
+            scores = scores.masked_fill(torch.arange(start, min(start + block, n_k))[None, :] > rows, float("-inf"))
+        new_max = torch.maximum(running_max, scores.amax(dim=-1)) if subtract_max else torch.zeros_like(running_max)
+        rescale = torch.exp(running_max - new_max) if subtract_max else torch.ones_like(running_max)
+        weights = torch.exp(scores - new_max[..., None])
+        running_sum = running_sum * rescale + weights.sum(dim=-1)
+        accumulator = accumulator * rescale[..., None] + weights @ v[..., start:start + block, :]
+        running_max = new_max
+    return accumulator / running_sum[..., None]
+
+
 def online_without_max(q, k, v, block, causal):
-    n = k.shape[-2]
-    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
-    if causal:
-        scores = scores.masked_fill(torch.ones(n, n, dtype=torch.bool).triu(1), float("-inf"))
-    weights = torch.exp(scores)  # no max subtracted: overflows for large scores
-    return (weights @ v) / weights.sum(dim=-1, keepdim=True)
+    return _blockwise(q, k, v, block, causal, subtract_max=False)  # exp of a large score overflows
 
 
 def online_mask_off_by_one(q, k, v, block, causal):
-    n = k.shape[-2]
-    mask = torch.ones(n, n, dtype=torch.bool).tril(1 if causal else n)
-    return longseq.naive_attention(q, k, v, mask=mask)
+    return _blockwise(q, k, v, block, causal, see_next=1)          # query i also sees key i + 1
 
 
 def online_naive_softmax(q, k, v, block, causal):
@@ -160,33 +174,36 @@ def online_naive_softmax(q, k, v, block, causal):
     return longseq.naive_attention(q, k, v, mask=torch.ones(n, n, dtype=torch.bool).tril() if causal else None)
 
 
-NO_SCORE_MATRIX = "no n x n score matrix"
+NAIVE_HINT = ("Never build the n x n matrix: read the keys and values `block` positions at a time, keeping a running "
+              "max, sum and weighted sum per query (memory O(n x block)).")
+
+
+class _Largest(TorchFunctionMode):
+    """Records the number of elements of the largest floating-point tensor any torch function or tensor method
+    (q @ k.T included) returns."""
+    largest = 0
+
+    def __torch_function__(self, func, types, arguments=(), kwargs=None):
+        out = func(*arguments, **(kwargs or {}))
+        for leaf in out if isinstance(out, (tuple, list)) else (out,):
+            if isinstance(leaf, torch.Tensor) and leaf.is_floating_point():
+                self.largest = max(self.largest, leaf.numel())
+        return out
 
 
 def _attention_and_footprint(function, args):
-    """The result, and whether any tensor the call created holds a whole n x n score matrix per head (recorded by a
-    dispatch mode that sees every operation's outputs): the question's defining property, tested where block < n."""
-    from torch.utils._python_dispatch import TorchDispatchMode
-    from torch.utils._pytree import tree_leaves
-
+    """The result; a right result computed through a whole n x n score matrix per head (recorded by a torch function
+    mode that sees every torch operation's outputs) is rejected: the question's defining property, where n > block and d."""
     q, k, v, block, causal = args
-    per_head = q.shape[-2] * k.shape[-2]
-    heads = q.numel() // (q.shape[-2] * q.shape[-1])
-
-    class Largest(TorchDispatchMode):
-        largest = 0
-
-        def __torch_dispatch__(self, func, types, arguments=(), kwargs=None):
-            out = func(*arguments, **(kwargs or {}))
-            for leaf in tree_leaves(out):
-                if isinstance(leaf, torch.Tensor) and leaf.is_floating_point():
-                    Largest.largest = max(Largest.largest, leaf.numel())
-            return out
-
-    with Largest():
+    with _Largest() as recorder:
         output = function(q, k, v, block, causal)
-    built = block < k.shape[-2] and Largest.largest >= heads * per_head
-    return output, (f"built a {q.shape[-2]} x {k.shape[-2]} score matrix per head" if built else NO_SCORE_MATRIX)
+    n_k, widest = k.shape[-2], max(block, q.shape[-1], v.shape[-1])  # legitimate tensors: n_q x max(block, d) per head
+    if n_k > widest and recorder.largest >= q.numel() // q.shape[-1] * n_k and _is_tensor(output) \
+            and output.shape == q.shape and torch.allclose(
+                output, longseq.online_softmax_attention(q, k, v, block, causal), atol=1e-5):
+        reject(f"your result is right, but your code built a whole {q.shape[-2]} x {k.shape[-2]} score matrix per "
+               f"head (a tensor of {recorder.largest} values) while block={block}.", NAIVE_HINT)
+    return output
 
 
 def _attention_cases() -> list[Case]:
@@ -214,7 +231,6 @@ register(Spec(
         Mistake(online_blocks_see_own_keys, "Each query must read every key block (up to its own position when "
                                             "causal), not only the block at its own position."),
         Mistake(online_without_max, "Subtract the running max before exp: exp of a large score overflows to inf."),
-        Mistake(online_naive_softmax, "Never build the n x n matrix: read the keys and values `block` positions at a "
-                                      "time, keeping a running max, sum and weighted sum per query (memory O(n x block))."),
+        Mistake(online_naive_softmax, NAIVE_HINT),
         Mistake(online_mask_off_by_one, "Causal means key j is visible to query i only when j <= i."),
     )))

@@ -39,6 +39,23 @@ def uplift_times_treated_count(y, treated, score, fraction):
     return float((y[top & treated].mean() - y[top & ~treated].mean()) * (top & treated).sum())
 
 
+def _targeting(count):
+    def answer(y, treated, score, fraction):
+        targeted = count(fraction * len(y))
+        top = np.zeros(len(y), dtype=bool)
+        top[np.argsort(-np.asarray(score), kind="stable")[:targeted]] = True
+        treated = np.asarray(treated).astype(bool)
+        return float((y[top & treated].mean() - y[top & ~treated].mean()) * targeted)
+    return answer
+
+
+top_truncated = _targeting(int)
+top_truncated.__name__ = "top_truncated"
+top_rounded_up = _targeting(math.ceil)
+top_rounded_up.__name__ = "top_rounded_up"
+ROUND_HINT = "Target round(fraction * n) customers, as the question says: not int() (it truncates) nor math.ceil()."
+
+
 def _campaign_cases() -> list[Case]:
     y = np.array([1, 1, 0, 1, 0, 0, 1, 0, 1, 0])
     treated = np.array([1, 0, 1, 1, 0, 1, 0, 0, 1, 0])
@@ -50,6 +67,11 @@ def _campaign_cases() -> list[Case]:
         score = X[:, 1] - X[:, 0] + np.random.default_rng(seed).normal(0, 0.1, n)  # negative scores too
         cases.append(Case((y, treated, score, fraction), f"{n} customers of a randomised campaign, fraction={fraction}",
                           atol=1e-9, size=n))
+    X, y, treated, _ = business.campaign_population(37, 1903)
+    score = X[:, 1] - X[:, 0] + np.random.default_rng(1903).normal(0, 0.1, 37)
+    for fraction in (0.45, 0.31):                 # 16.65 and 11.47 customers: round, int and ceil disagree
+        cases.append(Case((y, treated, score, fraction), f"37 customers, fraction={fraction} (fraction × n = "
+                          f"{fraction * 37:.2f}, not a whole number)", atol=1e-9, size=37, hint=ROUND_HINT))
     return cases
 
 
@@ -62,6 +84,8 @@ register(Spec(
                                              "show what would have happened anyway."),
         Mistake(uplift_over_everyone, "Measure the uplift among the top-scored customers only, not over everyone."),
         Mistake(uplift_of_the_bottom, "Rank from the highest score down: the top fraction is the one targeted."),
+        Mistake(top_truncated, ROUND_HINT),
+        Mistake(top_rounded_up, ROUND_HINT),
         Mistake(uplift_times_treated_count, "Multiply by everyone targeted (round(fraction × n)): the uplift is a "
                                             "rate per targeted customer."),
     )))
