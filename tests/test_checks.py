@@ -656,3 +656,16 @@ def test_every_promised_refusal_is_the_references(check_id):
         if case.raises:
             with pytest.raises(case.raises):
                 spec.invoke(spec.reference, tuple(snapshot(case.args)))
+
+
+def test_a_promised_refusal_must_be_raised_and_names_its_hint():
+    def total(values):
+        if len(values) == 0:
+            raise ValueError("nothing to add")
+        return float(values.sum())
+    refusal = Case((np.array([]),), "no values", raises=ValueError, hint="Raise ValueError for an empty array.")
+    spec = Spec("99.refuses", total, lambda: _toy_spec().cases() + [refusal], hint="Add them all up.")
+    Checker(spec, total).run()
+    with pytest.raises(CheckFailed) as failure:
+        Checker(spec, lambda v: float(v.sum())).run()
+    assert failure.value.hint == "Raise ValueError for an empty array." and "should raise ValueError" in str(failure.value)
