@@ -97,3 +97,15 @@ def test_model_card_carries_the_measured_tables():
     card = fairness.model_card(name="demo", intended_use="Teaching.", data="Adult.", metrics=metrics,
                                by_group=by_group, limitations=["Small."])
     assert "| model | 0.851 |" in card and "| Female | 0.100 |" in card and "- Small." in card
+
+
+def test_bootstrap_interval_covers_the_mean_and_refuses_bad_input():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=400)
+    low, high = fairness.bootstrap_interval(lambda rows: x[rows].mean(), len(x), n_boot=400, seed=1)
+    se = x.std() / np.sqrt(len(x))
+    assert low < x.mean() < high and abs((high - low) - 2 * 1.96 * se) < 0.5 * 2 * 1.96 * se
+    with pytest.raises(ValueError, match="n_boot"):
+        fairness.bootstrap_interval(lambda rows: 0.0, 10, n_boot=1)
+    with pytest.raises(ValueError, match="NaN"):
+        fairness.bootstrap_interval(lambda rows: np.nan, 10, n_boot=20)

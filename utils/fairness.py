@@ -142,3 +142,29 @@ def model_card(*, name: str, intended_use: str, data: str, metrics: pd.DataFrame
              "**Metrics by group (test set).**", "", markdown_table(by_group), "",
              "**Limitations.**", "", *[f"- {item}" for item in limitations]]
     return "\n".join(lines)
+
+
+def bootstrap_interval(statistic, n_rows: int, *, n_boot: int = 300, level: float = 0.95,
+                       seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval of ``statistic(rows)`` over ``n_boot`` resamples of ``range(n_rows)``.
+
+    ``statistic`` takes an integer index array (rows drawn with replacement) and returns a number;
+    resamples where it returns NaN (a group with no positives, say) are dropped.
+
+    >>> low, high = bootstrap_interval(lambda rows: np.arange(100)[rows].mean(), 100, seed=0)
+    >>> bool(low < 49.5 < high)
+    True
+    """
+    if n_rows < 2:
+        raise ValueError(f"n_rows must be at least 2, got {n_rows}")
+    if n_boot < 10:
+        raise ValueError(f"n_boot must be at least 10, got {n_boot}")
+    if not 0 < level < 1:
+        raise ValueError(f"level must be strictly between 0 and 1, got {level}")
+    rng = np.random.default_rng(seed)
+    values = np.array([statistic(rng.integers(0, n_rows, n_rows)) for _ in range(n_boot)], dtype=float)
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        raise ValueError("the statistic was NaN on every resample")
+    tail = (1 - level) / 2
+    return float(np.quantile(values, tail)), float(np.quantile(values, 1 - tail))
