@@ -86,3 +86,23 @@ def test_self_training_equals_scikit_learn(threshold, max_iter):
     reference = SelfTrainingClassifier(make(), threshold=threshold, max_iter=max_iter).fit(X, partial)
     np.testing.assert_array_equal(labels, reference.transduction_)
     np.testing.assert_allclose(model.predict_proba(X), reference.predict_proba(X))
+
+
+def test_tune_lr_keeps_the_rate_with_the_lowest_validation_loss():
+    config = lm.GPTConfig(context=16, d_model=16, n_heads=2, n_layers=1)
+    data = torch.tensor(list(b"abcabcabd" * 40), dtype=torch.long)
+    train, val = data[:280], data[280:]
+    made = []
+
+    def make():
+        made.append(lm.GPT(config))
+        return made[-1]
+
+    result = adapt.tune_lr(make, (1e-5, 3e-2), train, val, steps=12, eval_every=4, eval_batches=2)
+    assert len(made) == 2 and set(result["val_bpb"]) == {1e-5, 3e-2}
+    assert result["lr"] == min(result["val_bpb"], key=result["val_bpb"].get) == 3e-2   # a tiny rate barely moves
+    assert result["model"] is made[1]
+    assert result["val_bpb"][3e-2] == min(h["val_bpb"] for h in result["history"])
+    for bad in ((), (0.0,), (-1e-3,), ("1e-3",)):
+        with pytest.raises(ValueError):
+            adapt.tune_lr(make, bad, train, val, steps=1)

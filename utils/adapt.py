@@ -6,6 +6,8 @@
 - :func:`uncertainty_scores` ranks unlabelled rows for active learning (least confidence, margin, entropy).
 - :func:`self_training` is pseudo-labelling with a confidence threshold, equal to scikit-learn's
   ``SelfTrainingClassifier``.
+- :func:`fine_tune_lm` adapts the course's language model with early stopping on validation; :func:`tune_lr`
+  chooses its learning rate on validation from a grid, so every arm of a comparison gets the same budget.
 """
 
 from __future__ import annotations
@@ -196,3 +198,26 @@ def fine_tune_lm(model: nn.Module, train: torch.Tensor, val: torch.Tensor, *, st
     model.load_state_dict(best_state)
     model.eval()
     return history
+
+
+def tune_lr(make_model: Callable[[], nn.Module], lrs: Iterable[float], train: torch.Tensor, val: torch.Tensor, *,
+            steps: int, seed: int = 0, **kwargs) -> dict:
+    """Fine-tune a fresh ``make_model()`` at each learning rate in ``lrs`` and keep the one with the lowest validation
+    bits per byte (each run already keeps its best checkpoint, so the number of steps is chosen on validation too).
+
+    Every learning rate gets the same budget (``steps``, same windows, same seed), so arms compared with one grid
+    size each get the same tuning budget. Returns ``{"lr", "model", "history", "val_bpb": {lr: best validation}}``.
+    Lesson 07 calls it as ``tune_lr(lambda: lm.pretrained(verbose=False), (3e-5, 1e-4, 3e-4), train, val, steps=60)``.
+    """
+    lrs = tuple(lrs)
+    if not lrs or any(not isinstance(lr, (int, float)) or isinstance(lr, bool) or not lr > 0 for lr in lrs):
+        raise ValueError(f"lrs must be a non-empty sequence of positive learning rates, got {lrs!r}")
+    best, scores = None, {}
+    for lr in lrs:
+        torch.manual_seed(seed)
+        model = make_model()
+        history = fine_tune_lm(model, train, val, steps=steps, lr=lr, seed=seed, **kwargs)
+        scores[lr] = min(h["val_bpb"] for h in history)
+        if best is None or scores[lr] < scores[best["lr"]]:
+            best = {"lr": lr, "model": model, "history": history}
+    return {**best, "val_bpb": scores}

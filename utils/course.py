@@ -121,13 +121,15 @@ LESSONS = (
                     "leakage (equal to `StackingClassifier`), ensembles against the best single model with their "
                     "diversity and latency.")),
     Lesson("07", "transfer_learning", "如何做迁移学习和参数高效微调？", "How do you adapt a pretrained model to a new task cheaply?",
-           "available", ("adapt",), run_time="~47 s (lab: ~6 s)",
-           test_parameters={"steps": 10, "eval_every": 10, "target_sizes": [0, 64000], "n_seeds": 2},
+           "available", ("adapt",), run_time="~80 s (lab: ~6 s)",
+           test_parameters={"steps": 10, "eval_every": 10, "target_sizes": [0, 64000], "n_seeds": 2, "lm_seeds": 2},
            summary=("How do you adapt a pretrained model to a new task cheaply? The course's language model moved from "
-                    "its reference text to Python source code: data saved by pretraining, full fine-tuning against the "
-                    "top block and LoRA (from scratch, merged, equal to `peft`), forgetting of the source; on digits, "
-                    "what transfers between tasks, self-training (equal to scikit-learn's) and label spreading, active "
-                    "learning by uncertainty, distillation onto unlabelled images.")),
+                    "its reference text to Python source code: what the pretrained start buys at equal fine-tuning steps "
+                    "(and what it cost), full fine-tuning against the top block and LoRA with each learning rate chosen "
+                    "on validation over seeds, LoRA from scratch (merged, equal to `peft`), forgetting of the source; on "
+                    "digits, what transfers between tasks, self-training with its threshold chosen on validation (equal "
+                    "to scikit-learn's) and label spreading, active learning by uncertainty, distillation onto unlabelled "
+                    "images and why the teacher's labels are what it passes on; LoRA and QLoRA memory at 7B.")),
     Lesson("08", "compression", "如何压缩大模型以便部署？", "How do you make a model smaller and faster?",
            "available", ("compression", "bench"), run_time="~28 s (lab: ~6 s)",
            test_parameters={"sparsities": [0.5, 0.8, 0.95], "prune_steps": 2, "finetune_epochs": 3, "prune_seeds": 2,
