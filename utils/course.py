@@ -116,8 +116,9 @@ LESSONS = (
                             "n_trees": 30, "nested_seeds": 2},
            summary=("How do you tune hyper-parameters and combine models? Grid against random search when one parameter "
                     "matters, Bayesian optimisation from scratch (a Gaussian process equal to scikit-learn's, expected "
-                    "improvement) racing Optuna's TPE over seeds, successive halving from scratch equal to scikit-learn's "
-                    "`HalvingGridSearchCV`, the winner's curse measured and nested cross-validation, stacking without "
+                    "improvement, its kernel width fitted by marginal likelihood) racing Optuna's TPE over seeds, successive halving from scratch equal to scikit-learn's "
+                    "`HalvingGridSearchCV`, the winner's curse measured and nested cross-validation over many samples, "
+                    "stacking without "
                     "leakage (equal to `StackingClassifier`), ensembles against the best single model with their "
                     "diversity and latency.")),
     Lesson("07", "transfer_learning", "如何做迁移学习和参数高效微调？", "How do you adapt a pretrained model to a new task cheaply?",
