@@ -133,8 +133,9 @@ LESSONS = (
                     "images and why the teacher's labels are what it passes on; LoRA and QLoRA memory at 7B.")),
     Lesson("08", "compression", "如何压缩大模型以便部署？", "How do you make a model smaller and faster?",
            "available", ("compression", "bench"), run_time="~28 s (lab: ~6 s)",
-           test_parameters={"sparsities": [0.5, 0.8, 0.95], "prune_steps": 2, "finetune_epochs": 3, "prune_seeds": 2,
-                            "lm_eval_batches": 5, "temperatures": [1.0, 8.0], "ranks": [4, 64], "bench_repeats": 20},
+           test_parameters={"sparsities": [0.5, 0.8, 0.98], "prune_steps": 2, "finetune_epochs": 3, "prune_seeds": 2,
+                            "lm_eval_batches": 5, "temperatures": [1.0, 8.0], "ranks": [4, 64], "bench_repeats": 20,
+                            "scratch_weight_decays": [0.0, 1e-2], "timing_rounds": 9},
            summary=("How do you make a model smaller and faster? Magnitude pruning checked against torch.nn.utils.prune, "
                     "masks held at every step, why global pruning collapses at 98%, why zeros save nothing until sparse "
                     "or structured, int8 by hand, with torchao (smaller, slower on CPU) and ONNX Runtime (faster), "
