@@ -133,3 +133,15 @@ def test_interleaving_spreads_a_load_burst_over_both_arms(monkeypatch):
     back_to_back = bench.check_samples({"a": bench.compare({"a": arm, "x": lambda: None}, rounds=10, warmup=0).times["a"],
                                         "b": bench.compare({"b": arm, "x": lambda: None}, rounds=10, warmup=0).times["b"]})
     assert back_to_back.ratio("a", "b") == 5.0
+
+
+def test_single_thread_restores_the_thread_count():
+    import torch
+
+    before = torch.get_num_threads()
+    with bench.single_thread():
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    with pytest.raises(RuntimeError), bench.single_thread():
+        raise RuntimeError("inside")
+    assert torch.get_num_threads() == before

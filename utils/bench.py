@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 import numpy as np
@@ -121,6 +122,19 @@ class Comparison:
 
     def __repr__(self) -> str:
         return f"Comparison({self.stat} of {len(next(iter(self.times.values())))} rounds)\n{self.table().round(3)}"
+
+
+@contextlib.contextmanager
+def single_thread():
+    """Run the block on one torch thread, then restore the caller's count. For claims about *work* (how time grows
+    with size): with several threads on a loaded machine, every parallel region waits for its slowest thread, which
+    can make a small call take as long as a large one and hide the growth being measured."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def compare(arms: dict, *, rounds: int = 7, number: int = 1, warmup: int = 1, stat: str = "median") -> Comparison:
