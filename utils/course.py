@@ -123,7 +123,9 @@ LESSONS = (
                     "diversity and latency.")),
     Lesson("07", "transfer_learning", "如何做迁移学习和参数高效微调？", "How do you adapt a pretrained model to a new task cheaply?",
            "available", ("adapt",), run_time="~80 s (lab: ~6 s)",
-           test_parameters={"steps": 10, "eval_every": 10, "target_sizes": [0, 64000], "n_seeds": 2, "lm_seeds": 2},
+           test_parameters={"steps": 10, "eval_every": 10, "target_sizes": [0, 64000], "n_seeds": 2, "lm_seeds": 1,
+                            "lr_grids": {"full": [1e-4, 3e-4], "top block": [3e-4, 1e-3], "LoRA": [3e-3, 1e-2],
+                                         "scratch": [3e-3, 1e-2]}},
            summary=("How do you adapt a pretrained model to a new task cheaply? The course's language model moved from "
                     "its reference text to Python source code: what the pretrained start buys at equal fine-tuning steps "
                     "(and what it cost), full fine-tuning against the top block and LoRA with each learning rate chosen "
