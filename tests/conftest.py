@@ -1,6 +1,8 @@
 """Shared test set-up: threads per kernel, and the benchmark table printed at the end of the run."""
 
+import contextlib
 import json
+import multiprocessing
 import os
 from pathlib import Path
 
@@ -44,3 +46,25 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         terminalreporter.write_line(
             f"{row['notebook']:<42} {row['result']:<8} {row['seconds']:>8.1f} {row['peak_mb']:>9.0f}")
     terminalreporter.write_line(f"{'total':<42} {'':<8} {sum(r['seconds'] for r in rows):>8.1f}")
+
+
+def _burn(stop) -> None:
+    x = 0
+    while not stop.is_set():
+        for i in range(100_000):
+            x += i * i
+
+
+@contextlib.contextmanager
+def busy_core():
+    """One process that keeps a CPU core busy while the block runs (timing claims must hold beside it)."""
+    stop = multiprocessing.Event()
+    process = multiprocessing.Process(target=_burn, args=(stop,), daemon=True)
+    process.start()
+    try:
+        yield process
+    finally:
+        stop.set()
+        process.join(timeout=5)
+        if process.is_alive():
+            process.terminate()

@@ -1,10 +1,10 @@
 """utils.bench: latency, percentiles and the timing-claim helper (interleaved, robust, with preconditions)."""
 
-import multiprocessing
 import time
 
 import pytest
 
+from conftest import busy_core
 from utils import bench
 
 
@@ -19,22 +19,11 @@ def _work(n: int) -> int:
     return sum(i * i for i in range(n))
 
 
-def _burn(stop):
-    while not stop.is_set():
-        _work(10_000)
-
-
 @pytest.fixture
 def busy_process():
     """One process that keeps a core busy for the duration of the test."""
-    stop = multiprocessing.Event()
-    process = multiprocessing.Process(target=_burn, args=(stop,), daemon=True)
-    process.start()
-    yield process
-    stop.set()
-    process.join(timeout=5)
-    if process.is_alive():
-        process.terminate()
+    with busy_core() as process:
+        yield process
 
 
 def test_percentiles_of_raw_samples():

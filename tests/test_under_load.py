@@ -8,13 +8,12 @@ Not part of ``make test`` (it multiplies those notebooks' cost); ``make test-loa
 Executed copies land in ``build/under-load/``.
 """
 
-import multiprocessing
 import os
 
 import papermill
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, busy_core
 from utils import course
 
 TIMING_CALLS = ("bench.assert_ratio", "bench.require")
@@ -24,24 +23,11 @@ OUT_DIR = ROOT / "build" / "under-load"
 pytestmark = pytest.mark.skipif(RUNS < 1, reason="set BML_UNDER_LOAD=N (make test-load) to run these N times")
 
 
-def _burn(stop) -> None:
-    x = 0
-    while not stop.is_set():
-        for i in range(100_000):
-            x += i * i
-
-
 @pytest.fixture(scope="module")
-def busy_core():
+def busy_core_process():
     """One process that keeps a core busy while the notebooks run."""
-    stop = multiprocessing.Event()
-    process = multiprocessing.Process(target=_burn, args=(stop,), daemon=True)
-    process.start()
-    yield process
-    stop.set()
-    process.join(timeout=5)
-    if process.is_alive():
-        process.terminate()
+    with busy_core() as process:
+        yield process
 
 
 def timing_notebooks() -> list:
@@ -53,8 +39,8 @@ def timing_notebooks() -> list:
 
 @pytest.mark.parametrize("run", range(max(RUNS, 1)), ids=lambda r: f"run{r + 1}")
 @pytest.mark.parametrize("path", timing_notebooks(), ids=lambda p: p.name)
-def test_timing_notebook_passes_under_load(path, run, busy_core):
-    assert busy_core.is_alive()
+def test_timing_notebook_passes_under_load(path, run, busy_core_process):
+    assert busy_core_process.is_alive()
     output = OUT_DIR / f"{path.stem}.run{run + 1}.ipynb"
     output.parent.mkdir(parents=True, exist_ok=True)
     papermill.execute_notebook(str(path), str(output), parameters=course.injected_parameters(path),
